@@ -1,0 +1,147 @@
+/* core.c: sfreports.core, the C half of sfreports (luaopen_sfreports_core).
+ *
+ * A unity build: error.c (structured errors, response classification) and session.c
+ * (the libcurl engine) are included here, so that everything but luaopen_sfreports_core
+ * is static and nothing else is exported.
+ *
+ * JSON is decoded by lua-cjson: at load time the module requires "cjson", makes a private
+ * instance with cjson.new() (so that a user's cjson settings cannot change what the
+ * library sees) and keeps its decode function as an upvalue. JSON null arrives as
+ * cjson.null (exposed as core.null). */
+
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "compat.h"
+
+#define SFR_VERSION "0.1.0"
+
+#include "error.c"
+#include "session.c"
+
+/* core.decode(s) -> value | nil, err */
+static int sfr_core_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    sfr_decode(L, lua_upvalueindex(1), s, len);
+    return 2;
+}
+
+/* core.classify(status, content_type?, body, headers?) -> value | nil, err
+ * For transports that do their own I/O (the nginx cosocket one). */
+static int sfr_core_classify(lua_State *L)
+{
+    long status = (long)luaL_checkinteger(L, 1);
+    const char *ctype = luaL_optstring(L, 2, NULL);
+    size_t len;
+    const char *body = luaL_optlstring(L, 3, "", &len);
+    int allow_empty = lua_toboolean(L, 5);
+    double retry_after = -1;
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "retry-after");
+        if (lua_isstring(L, -1))
+            retry_after = sfr_header_number(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    sfr_classify(L, lua_upvalueindex(1), status, ctype, body, len, allow_empty, retry_after);
+    return 2;
+}
+
+/* core.sleep(seconds): blocks the calling thread. Not for use inside nginx. */
+static int sfr_core_sleep(lua_State *L)
+{
+    double secs = luaL_checknumber(L, 1);
+    struct timespec ts, rem;
+    if (secs <= 0)
+        return 0;
+    ts.tv_sec = (time_t)secs;
+    ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
+        ts = rem;
+    return 0;
+}
+
+/* core.monotime() -> seconds from an arbitrary start, never going backwards */
+static int sfr_core_monotime(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static const luaL_Reg sfr_core_funcs[] = {
+    { "decode", sfr_core_decode },
+    { "classify", sfr_core_classify },
+    { "session", sfr_session_new },
+    { NULL, NULL }
+};
+
+/* Pushes a private cjson decode function; raises if lua-cjson is missing. */
+static void sfr_push_cjson_decode(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);              /* a private instance */
+    lua_getfield(L, -1, "decode");
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+}
+
+static void sfr_push_cjson_null(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "null");
+    lua_replace(L, -2);
+}
+
+#if defined(__GNUC__)
+#define SFR_EXPORT __attribute__((visibility("default")))
+#else
+#define SFR_EXPORT
+#endif
+
+SFR_EXPORT int luaopen_sfreports_core(lua_State *L);
+
+SFR_EXPORT int luaopen_sfreports_core(lua_State *L)
+{
+    /* curl_global_init is not thread-safe before 7.84; it runs once per process here,
+     * and curl keeps its own count, so several Lua states may load the module. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    luaL_newmetatable(L, SFR_ERROR_MT);
+    lua_pushcfunction(L, sfr_error_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+
+    lua_newtable(L);
+    sfr_push_cjson_decode(L);
+    lua_pushvalue(L, -1);
+    sfr_session_register(L);          /* pops one copy of decode */
+    sfr_setfuncs(L, sfr_core_funcs, 1);
+
+    lua_pushcfunction(L, sfr_new_error);
+    lua_setfield(L, -2, "new_error");
+    lua_pushcfunction(L, sfr_core_sleep);
+    lua_setfield(L, -2, "sleep");
+    lua_pushcfunction(L, sfr_core_monotime);
+    lua_setfield(L, -2, "monotime");
+    luaL_getmetatable(L, SFR_ERROR_MT);
+    lua_setfield(L, -2, "error_mt");
+    sfr_push_cjson_null(L);
+    lua_setfield(L, -2, "null");
+    lua_pushliteral(L, SFR_VERSION);
+    lua_setfield(L, -2, "VERSION");
+    lua_pushstring(L, curl_version());
+    lua_setfield(L, -2, "curl_version");
+    return 1;
+}

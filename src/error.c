@@ -1,0 +1,295 @@
+/* error.c: structured errors and the classification of HTTP responses.
+ * Part of the sfreports.core unity build (included by core.c); everything here is static.
+ *
+ * An error is a Lua table { kind, message, status?, code?, retryable, ... } whose metatable
+ * ("sfreports.error", exposed as core.error_mt) gives it __tostring. The same
+ * classification serves the libcurl engine and the nginx cosocket transport
+ * (core.classify), so a response means the same thing whichever way it arrived. */
+
+#include <ctype.h>
+#include <string.h>
+#include <stdlib.h>
+
+#define SFR_ERROR_MT "sfreports.error"
+#define SFR_EXCERPT 200
+
+/* Pushes a new error table. code may be NULL, status 0 when there was no HTTP status. */
+static void sfr_push_error(lua_State *L, const char *kind, const char *message,
+                           long status, const char *code, int retryable)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    if (status > 0) {
+        lua_pushinteger(L, (lua_Integer)status);
+        lua_setfield(L, -2, "status");
+    }
+    if (code != NULL) {
+        lua_pushstring(L, code);
+        lua_setfield(L, -2, "code");
+    }
+    lua_pushboolean(L, retryable);
+    lua_setfield(L, -2, "retryable");
+    luaL_getmetatable(L, SFR_ERROR_MT);
+    lua_setmetatable(L, -2);
+}
+
+/* __tostring: "sfreports: <kind> error (HTTP <status>, <code>): <message>" */
+static int sfr_error_tostring(lua_State *L)
+{
+    luaL_Buffer b;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "kind");
+    lua_getfield(L, 1, "status");
+    lua_getfield(L, 1, "code");
+    lua_getfield(L, 1, "message");
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "sfreports: ");
+    luaL_addstring(&b, lua_isstring(L, 2) ? lua_tostring(L, 2) : "unknown");
+    luaL_addstring(&b, " error");
+    if (!lua_isnil(L, 3) || !lua_isnil(L, 4)) {
+        luaL_addstring(&b, " (");
+        if (!lua_isnil(L, 3)) {
+            luaL_addstring(&b, "HTTP ");
+            luaL_addstring(&b, lua_tostring(L, 3));
+            if (!lua_isnil(L, 4))
+                luaL_addstring(&b, ", ");
+        }
+        if (lua_isstring(L, 4))
+            luaL_addstring(&b, lua_tostring(L, 4));
+        luaL_addstring(&b, ")");
+    }
+    if (lua_isstring(L, 5)) {
+        luaL_addstring(&b, ": ");
+        luaL_addstring(&b, lua_tostring(L, 5));
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* core.new_error(t): gives t the error metatable and a boolean retryable; returns t. */
+static int sfr_new_error(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "kind");
+    if (!lua_isstring(L, -1))
+        return luaL_argerror(L, 1, "error table needs a string 'kind'");
+    lua_getfield(L, 1, "message");
+    if (!lua_isstring(L, -1))
+        return luaL_argerror(L, 1, "error table needs a string 'message'");
+    lua_getfield(L, 1, "retryable");
+    lua_pushboolean(L, lua_toboolean(L, -1));
+    lua_setfield(L, 1, "retryable");
+    lua_settop(L, 1);
+    luaL_getmetatable(L, SFR_ERROR_MT);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* Pushes a short, single-line, tag-free excerpt of a non-JSON body (an HTML error page). */
+static void sfr_push_excerpt(lua_State *L, const char *body, size_t len)
+{
+    char out[SFR_EXCERPT + 4];
+    size_t i, n = 0;
+    int in_tag = 0, last_space = 1;
+    for (i = 0; i < len && n < SFR_EXCERPT; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if (c == '<') { in_tag = 1; continue; }
+        if (c == '>') { in_tag = 0; c = ' '; }
+        else if (in_tag) continue;
+        if (isspace(c) || c < 32) {
+            if (last_space) continue;
+            c = ' ';
+            last_space = 1;
+        } else {
+            last_space = 0;
+        }
+        out[n++] = (char)c;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    if (i < len && n == SFR_EXCERPT) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    lua_pushlstring(L, out, n);
+}
+
+static int sfr_ci_contains(const char *hay, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (; hay != NULL && *hay; hay++)
+        if (strncasecmp(hay, needle, nl) == 0)
+            return 1;
+    return 0;
+}
+
+static int sfr_status_retryable(long status)
+{
+    return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+/* Calls the private cjson decode held at upvalue 1 on body. Leaves the value, or nil and
+ * an error, on the stack (two slots). Never raises for bad JSON: decode runs under pcall. */
+static void sfr_decode(lua_State *L, int decode_idx, const char *body, size_t len)
+{
+    lua_pushvalue(L, decode_idx);
+    lua_pushlstring(L, body, len);
+    if (lua_pcall(L, 1, 1, 0) == 0) {
+        lua_pushnil(L);
+        return;
+    }
+    {
+        /* cjson's message names the offending character; keep it, it has no secrets */
+        const char *why = lua_isstring(L, -1) ? lua_tostring(L, -1) : "invalid JSON";
+        lua_pushnil(L);
+        lua_pushfstring(L, "response body is not valid JSON (%s)", why);
+        sfr_push_error(L, "decode", lua_tostring(L, -1), 0, NULL, 0);
+        lua_remove(L, -2); /* the formatted message */
+        lua_remove(L, -3); /* cjson's message */
+    }
+}
+
+/* Turns a decoded non-2xx JSON body (at index v) into an error on top of the stack. */
+static void sfr_push_api_error(lua_State *L, int v, long status, double retry_after)
+{
+    const char *code = NULL, *msg = NULL, *kind;
+    int retryable = sfr_status_retryable(status);
+    v = sfr_absindex(L, v);
+    if (lua_istable(L, v)) {
+        lua_rawgeti(L, v, 1); /* Salesforce: [ {errorCode, message} ] */
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "errorCode");
+            lua_getfield(L, -2, "message");
+        } else {               /* OAuth: { error, error_description } */
+            lua_getfield(L, v, "error");
+            lua_getfield(L, v, "error_description");
+        }
+        if (lua_type(L, -2) == LUA_TSTRING) code = lua_tostring(L, -2);
+        if (lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
+        /* the three values stay on the stack so code/msg stay valid */
+    } else {
+        lua_pushnil(L); lua_pushnil(L); lua_pushnil(L);
+    }
+    if (status == 401 || (code && strcmp(code, "INVALID_SESSION_ID") == 0))
+        kind = "auth";
+    else if (status == 429 || (code && strcmp(code, "REQUEST_LIMIT_EXCEEDED") == 0)
+             || ((status == 403 || status == 400) && msg
+                 && (sfr_ci_contains(msg, "limit") || sfr_ci_contains(msg, "try again later"))))
+        kind = "limit";
+    else if (code != NULL && (status == 400 && (strcmp(code, "invalid_grant") == 0
+                              || strcmp(code, "invalid_client") == 0
+                              || strcmp(code, "invalid_client_id") == 0
+                              || strcmp(code, "unauthorized_client") == 0)))
+        kind = "auth";
+    else
+        kind = "api";
+    if (msg == NULL) {
+        lua_pushfstring(L, "HTTP %d with no error message", (int)status);
+        msg = lua_tostring(L, -1);
+    } else {
+        lua_pushnil(L);
+    }
+    sfr_push_error(L, kind, msg, status, code, retryable || strcmp(kind, "limit") == 0);
+    if (retry_after >= 0) {
+        lua_pushnumber(L, retry_after);
+        lua_setfield(L, -2, "retry_after");
+    }
+    if (lua_istable(L, v)) {
+        lua_rawgeti(L, v, 1);
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "fields");
+            lua_setfield(L, -3, "fields");
+        }
+        lua_pop(L, 1);
+    }
+    lua_replace(L, -5); /* error over the first pushed slot */
+    lua_pop(L, 3);
+}
+
+static int sfr_is_json_type(const char *ctype)
+{
+    return ctype == NULL || *ctype == '\0' || sfr_ci_contains(ctype, "json");
+}
+
+static int sfr_body_blank(const char *body, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++)
+        if (!isspace((unsigned char)body[i]))
+            return 0;
+    return 1;
+}
+
+/* Classifies a complete response. Leaves two values: (value, nil) or (nil, err).
+ * allow_empty: an empty 2xx body is success (DELETE, 204) and yields true.
+ * retry_after: seconds from a Retry-After header, or -1. */
+static void sfr_classify(lua_State *L, int decode_idx, long status, const char *ctype,
+                         const char *body, size_t len, int allow_empty, double retry_after)
+{
+    int blank = sfr_body_blank(body, len);
+    if (status >= 200 && status < 300) {
+        if (blank) {
+            if (allow_empty || status == 204) {
+                lua_pushboolean(L, 1);
+                lua_pushnil(L);
+            } else {
+                lua_pushnil(L);
+                lua_pushfstring(L, "HTTP %d with an empty body where JSON was expected", (int)status);
+                sfr_push_error(L, "decode", lua_tostring(L, -1), status, NULL, 1);
+                lua_remove(L, -2);
+            }
+            return;
+        }
+        if (!sfr_is_json_type(ctype)) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "HTTP %d with content type %s where JSON was expected: ", (int)status, ctype);
+            sfr_push_excerpt(L, body, len);
+            lua_concat(L, 2);
+            sfr_push_error(L, "http", lua_tostring(L, -1), status, NULL, 0);
+            lua_remove(L, -2);
+            return;
+        }
+        sfr_decode(L, decode_idx, body, len);
+        if (!lua_isnil(L, -1)) {
+            lua_pushinteger(L, (lua_Integer)status);
+            lua_setfield(L, -2, "status");
+        }
+        return;
+    }
+    /* not 2xx */
+    if (!blank && sfr_is_json_type(ctype) && (body[0] == '[' || body[0] == '{' || isspace((unsigned char)body[0]))) {
+        sfr_decode(L, decode_idx, body, len);
+        if (lua_isnil(L, -1)) { /* decoded */
+            lua_pop(L, 1);
+            sfr_push_api_error(L, -1, status, retry_after);
+            lua_remove(L, -2);
+            lua_pushnil(L);
+            lua_insert(L, -2);
+            return;
+        }
+        lua_pop(L, 2); /* not JSON after all: fall through to the excerpt */
+    }
+    lua_pushnil(L);
+    if (blank)
+        lua_pushliteral(L, "empty response body");
+    else {
+        lua_pushliteral(L, "non-JSON response body: ");
+        sfr_push_excerpt(L, body, len);
+        lua_concat(L, 2);
+    }
+    sfr_push_error(L, status == 401 ? "auth" : "http", lua_tostring(L, -1), status, NULL,
+                   sfr_status_retryable(status));
+    lua_remove(L, -2);
+    if (retry_after >= 0) {
+        lua_pushnumber(L, retry_after);
+        lua_setfield(L, -2, "retry_after");
+    }
+    if (!blank) {
+        sfr_push_excerpt(L, body, len);
+        lua_setfield(L, -2, "excerpt");
+    }
+}
