@@ -22,6 +22,7 @@
 
 #include "error.c"
 #include "session.c"
+#include "crypto.c"
 
 /* core.decode(s) -> value | nil, err */
 static int sfr_core_decode(lua_State *L)
@@ -79,6 +80,7 @@ static const luaL_Reg sfr_core_funcs[] = {
     { "decode", sfr_core_decode },
     { "classify", sfr_core_classify },
     { "session", sfr_session_new },
+    { "gunzip", sfr_core_gunzip },
     { NULL, NULL }
 };
 
@@ -129,6 +131,13 @@ SFR_EXPORT int luaopen_sfreports_core(lua_State *L)
     sfr_session_register(L);          /* pops one copy of decode */
     sfr_setfuncs(L, sfr_core_funcs, 1);
 
+    sfr_crypto_register(L);
+    lua_pushcfunction(L, sfr_core_sign_rs256);
+    lua_setfield(L, -2, "sign_rs256");
+    lua_pushcfunction(L, sfr_core_verify_rs256);
+    lua_setfield(L, -2, "verify_rs256");
+    lua_pushcfunction(L, sfr_core_base64url);
+    lua_setfield(L, -2, "base64url");
     lua_pushcfunction(L, sfr_new_error);
     lua_setfield(L, -2, "new_error");
     lua_pushcfunction(L, sfr_core_sleep);
