@@ -1,0 +1,255 @@
+-- fakeorg.api: content handler for everything outside /__fake/: versions list, OAuth
+-- token endpoint and the Analytics API under /services/data/vNN.N/analytics.
+local util = require "fakeorg.util"
+local state = require "fakeorg.state"
+local out = require "fakeorg.out"
+local faults = require "fakeorg.faults"
+local catalog = require "fakeorg.catalog"
+local engine = require "fakeorg.engine"
+local describe = require "fakeorg.describe"
+local instances = require "fakeorg.instances"
+local oauth = require "fakeorg.oauth"
+local ids = require "sfreports.ids"
+
+local ngx = ngx
+local null = util.null
+local floor = math.floor
+
+local api = {}
+
+local MIN_VERSION, MAX_VERSION = 31, 66
+local SEASONS = { "Summer", "Winter", "Spring" }
+
+local function versions()
+  local list = {}
+  for v = MIN_VERSION, MAX_VERSION do
+    local idx = v - MIN_VERSION
+    local label = ("%s '%02d"):format(SEASONS[idx % 3 + 1], 14 + floor((idx + 2) / 3))
+    list[#list + 1] = { label = label, url = ("/services/data/v%d.0"):format(v), version = ("%d.0"):format(v) }
+  end
+  return list
+end
+
+local function bearer()
+  local h = ngx.var.http_authorization
+  return h and h:match("^[Bb]earer%s+(.-)%s*$")
+end
+
+-- Request context -------------------------------------------------------------------------
+
+local function read_json_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body then
+    local file = ngx.req.get_body_file()
+    if file then
+      local f = io.open(file, "rb")
+      body = f:read("*a")
+      f:close()
+    end
+  end
+  if not body or body:match("^%s*$") then return nil end
+  local value = util.decode(body)
+  if type(value) ~= "table" then return false end
+  return value
+end
+
+-- reportMetadata override from a POST body: nil (none), table, or false (bad JSON).
+local function metadata_override()
+  local body = read_json_body()
+  if body == false then return false end
+  if body == nil then return nil end
+  local meta = body.reportMetadata
+  if meta == nil or meta == null then return nil end
+  if type(meta) ~= "table" then return false end
+  return meta
+end
+
+local function bad_json()
+  return out.error(400, "JSON_PARSER_ERROR", "The request body is either invalid or incomplete.")
+end
+
+local function api_error(err)
+  return out.error(400, err.code or "BAD_REQUEST", err.message)
+end
+
+local function include_details(override)
+  local arg = ngx.var.arg_includeDetails
+  if arg then return arg == "true" end
+  return override ~= nil and override.hasDetailRows == true
+end
+
+local function report_attributes(ctx, report)
+  local url = ctx.base .. "/reports/" .. report.id
+  return { type = "Report", reportId = report.id, reportName = report.name,
+    describeUrl = url .. "/describe", instancesUrl = url .. "/instances" }
+end
+
+local function sleep_for_sync(report)
+  local delay = state.config("sync_delay")
+  if report.slow then delay = delay + state.config("slow_delay") end
+  if delay > 0 then ngx.sleep(delay) end
+end
+
+-- Handlers ------------------------------------------------------------------------------
+
+local function list_reports(ctx)
+  local list = {}
+  for i, r in ipairs(catalog.list) do
+    local url = ctx.base .. "/reports/" .. r.id
+    list[i] = { id = r.id, name = r.name, url = url, describeUrl = url .. "/describe",
+      instancesUrl = url .. "/instances" }
+  end
+  return out.json(200, list)
+end
+
+local function run_sync(ctx, report)
+  local override
+  if ctx.method == "POST" then
+    override = metadata_override()
+    if override == false then return bad_json() end
+  end
+  local doc, err = engine.run(report, override, include_details(override))
+  if not doc then return api_error(err) end
+  sleep_for_sync(report)
+  doc.head.attributes = report_attributes(ctx, report)
+  return out.result(200, doc)
+end
+
+local function query(ctx)
+  local override = metadata_override()
+  if override == false or override == nil then return bad_json() end
+  local rt = override.reportType
+  local rtype = type(rt) == "table" and rt.type or rt
+  if rtype ~= nil and rtype ~= null and rtype ~= "Opportunity" then
+    return out.error(400, "BAD_REQUEST", ("The report type %s is not valid."):format(tostring(rtype)))
+  end
+  local base = { query = true, seed = catalog.query_dataset.seed, size = catalog.query_dataset.size,
+    name = type(override.name) == "string" and override.name or "Query", developerName = null,
+    detailColumns = {}, groupingsDown = {}, groupingsAcross = {}, aggregates = { "RowCount" } }
+  local plan, err = engine.plan(base, override)
+  if not plan then return api_error(err) end
+  local doc = engine.execute(plan, include_details(override))
+  local url = ctx.base .. "/reports/null"
+  doc.head.attributes = { type = "Report", reportId = null, reportName = base.name,
+    describeUrl = url .. "/describe", instancesUrl = url .. "/instances" }
+  return out.result(200, doc)
+end
+
+local function describe_report(ctx, report)
+  return out.json(200, describe.report(report, report_attributes(ctx, report)))
+end
+
+local function create_instance(ctx, report)
+  local override = metadata_override()
+  if override == false then return bad_json() end
+  if report.format ~= "MULTI_BLOCK" then
+    local plan, err = engine.plan(report, override)
+    if not plan then return api_error(err) end
+  end
+  local inst = instances.create(report, include_details(override), override)
+  return out.json(200, instances.summary(inst, ctx.base))
+end
+
+local function instance_result(ctx, report, iid)
+  local inst = instances.get(report, iid)
+  if not inst then return out.not_found() end
+  state.bump("poll:" .. iid)
+  local attributes = instances.attributes(inst, report)
+  if attributes.status ~= "Success" then
+    return out.json(200, { attributes = attributes, allData = false, hasDetailRows = inst.details,
+      reportMetadata = (engine.describe_parts(report)) })
+  end
+  local doc, err = engine.run(report, inst.override, inst.details)
+  if not doc then return api_error(err) end
+  doc.head.attributes = attributes
+  return out.result(200, doc)
+end
+
+local function check_id(id, what)
+  local ok = ids.check(id)
+  if not ok then
+    return out.error(400, "MALFORMED_ID", ("%s ID: id value of incorrect type: %s"):format(what, id), { "Id" })
+  end
+  return true
+end
+
+local function method_not_allowed(ctx, allowed)
+  return out.error(405, "METHOD_NOT_ALLOWED",
+    ("HTTP Method '%s' not allowed. Allowed are %s"):format(ctx.method, allowed))
+end
+
+local function report_routes(ctx, id, rest)
+  if check_id(id, "Report") ~= true then return end
+  local report = catalog.find(id)
+  if not report then return out.not_found() end
+  local m = ctx.method
+  if rest == "" then
+    if m ~= "GET" and m ~= "POST" then return method_not_allowed(ctx, "GET,POST") end
+    return run_sync(ctx, report)
+  elseif rest == "/describe" then
+    if m ~= "GET" then return method_not_allowed(ctx, "GET") end
+    return describe_report(ctx, report)
+  elseif rest == "/instances" then
+    if m == "GET" then return out.json(200, instances.list(report, ctx.base)) end
+    if m == "POST" then return create_instance(ctx, report) end
+    return method_not_allowed(ctx, "GET,POST")
+  end
+  local iid = rest:match("^/instances/([^/]+)$")
+  if not iid then return out.not_found() end
+  if check_id(iid, "Report instance") ~= true then return end
+  if m == "GET" then return instance_result(ctx, report, iid) end
+  if m == "DELETE" then
+    if instances.delete(report, iid) then return out.no_content() end
+    return out.not_found()
+  end
+  return method_not_allowed(ctx, "GET,DELETE")
+end
+
+local function analytics(ctx, path)
+  local m = ctx.method
+  if path == "/reports" then
+    if m ~= "GET" then return method_not_allowed(ctx, "GET") end
+    return list_reports(ctx)
+  elseif path == "/reports/query" then
+    if m ~= "POST" then return method_not_allowed(ctx, "POST") end
+    return query(ctx)
+  elseif path == "/reportTypes" then
+    return out.json(200, describe.report_types(ctx.base))
+  elseif path == "/reportTypes/Opportunity" then
+    return out.json(200, { reportTypeMetadata = describe.report_type_metadata() })
+  elseif path == "/filteroperators" then
+    return out.json(200, describe.operator_map())
+  end
+  local id, rest = path:match("^/reports/([^/]+)(.*)$")
+  if id then return report_routes(ctx, id, rest) end
+  return out.not_found()
+end
+
+function api.handle()
+  local uri = ngx.var.uri
+  state.request_started(uri)
+  local fault = state.take_fault(ngx.var.request_uri)
+  if fault then return faults.serve(fault) end
+  if uri == "/services/data" or uri == "/services/data/" then
+    return out.json(200, versions())
+  end
+  if uri == "/services/oauth2/token" then return oauth.token() end
+  local version, rest = uri:match("^/services/data/v(%d+%.%d+)(/.*)$")
+  if not version then return out.not_found() end
+  if tonumber(version) < MIN_VERSION then
+    return out.error(410, "API_VERSION_RETIRED",
+      ("Version %s of the API is no longer supported (versions 21.0 through 30.0 are retired)."):format(version))
+  end
+  local used, limit = state.api_usage()
+  ngx.header["Sforce-Limit-Info"] = ("api-usage=%d/%d"):format(used, limit)
+  if not state.token_valid(bearer()) then
+    return out.error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+  end
+  local path = rest:match("^/analytics(/.*)$")
+  if not path then return out.not_found() end
+  local ctx = { method = ngx.req.get_method(), base = "/services/data/v" .. version .. "/analytics" }
+  return analytics(ctx, (path:gsub("/+$", "")))
+end
+
+return api

@@ -1,0 +1,78 @@
+-- fakeorg.control: the unauthenticated test-control API under /__fake/
+-- (config, tokens, faults, reset, stats, ping). See fakeorg/README.md.
+local util = require "fakeorg.util"
+local state = require "fakeorg.state"
+local out = require "fakeorg.out"
+local faults = require "fakeorg.faults"
+
+local ngx = ngx
+
+local control = {}
+
+local function body_table()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body or body:match("^%s*$") then return {} end
+  local value = util.decode(body)
+  if type(value) ~= "table" then return nil end
+  return value
+end
+
+local function fail(message)
+  return out.json(400, { ok = false, error = message })
+end
+
+local function config(method)
+  if method == "POST" then
+    local body = body_table()
+    if not body then return fail("body must be a JSON object") end
+    for key, value in pairs(body) do
+      if key == "token" then
+        if type(value) ~= "string" or value == "" then return fail("token must be a non-empty string") end
+        state.add_token(value)
+      else
+        local ok, err = state.set_config(key, value)
+        if not ok then return fail(err) end
+      end
+    end
+  end
+  return out.json(200, { ok = true, config = state.all_config() })
+end
+
+local function fault()
+  local body = body_table()
+  if not body then return fail("body must be a JSON object") end
+  if not faults.KINDS[body.kind] then return fail("unknown fault kind " .. tostring(body.kind)) end
+  local count = body.count == nil and 1 or body.count
+  if type(count) ~= "number" or count < 1 then return fail("count must be a positive number") end
+  if body.path ~= nil and (type(body.path) ~= "string" or not pcall(string.find, "", body.path)) then
+    return fail("path must be a Lua pattern")
+  end
+  local def = { kind = body.kind, count = math.floor(count), path = body.path,
+    seconds = body.seconds, bytes = body.bytes }
+  return out.json(200, { ok = true, id = state.add_fault(def) })
+end
+
+local ROUTES = {
+  ["/__fake/ping"] = function() return out.json(200, { ok = true }) end,
+  ["/__fake/config"] = config,
+  ["/__fake/fault"] = fault,
+  ["/__fake/stats"] = function() return out.json(200, state.stats()) end,
+  ["/__fake/expire_tokens"] = function()
+    state.expire_tokens()
+    return out.json(200, { ok = true })
+  end,
+  ["/__fake/mint_token"] = function() return out.json(200, { ok = true, token = state.mint_token() }) end,
+  ["/__fake/reset"] = function()
+    state.reset()
+    return out.json(200, { ok = true })
+  end,
+}
+
+function control.handle()
+  local route = ROUTES[ngx.var.uri]
+  if not route then return out.json(404, { ok = false, error = "unknown control endpoint" }) end
+  return route(ngx.req.get_method())
+end
+
+return control

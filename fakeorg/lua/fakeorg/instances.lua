@@ -1,0 +1,94 @@
+-- fakeorg.instances: asynchronous report runs (POST .../instances), kept in the
+-- fakeorg_instances shared dict so every worker sees them. Status is derived from the
+-- time since the request: New -> Running -> Success (or Error / Running forever,
+-- depending on the report's catalog entry).
+local util = require "fakeorg.util"
+local data = require "fakeorg.data"
+local state = require "fakeorg.state"
+
+local ngx = ngx
+local null = util.null
+
+local instances = {}
+
+local OWNER_ID = data.owners[1].id
+instances.OWNER_ID = OWNER_ID
+
+local function dict() return ngx.shared.fakeorg_instances end
+
+local function iso_time(t)
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+end
+
+-- Creates an instance; override = reportMetadata (already validated) or nil.
+function instances.create(report, details, override)
+  local n = state.next_seq()
+  local id = data.make_id("0LG", 7000000 + n)
+  local inst = {
+    id = id, seq = n, report_id = report.id, report_key = report.key,
+    requested = ngx.now(), delay = state.config("async_delay"),
+    details = details, override = override, mode = report.async or "normal",
+  }
+  dict():set(id, util.encode(inst))
+  return inst
+end
+
+function instances.get(report, id)
+  local raw = dict():get(id)
+  if not raw then return nil end
+  local inst = util.decode(raw)
+  if inst.report_id ~= report.id then return nil end
+  if inst.override == null then inst.override = nil end
+  return inst
+end
+
+function instances.delete(report, id)
+  if not instances.get(report, id) then return false end
+  dict():delete(id)
+  return true
+end
+
+-- Status and completion time (seconds) at now.
+function instances.status(inst)
+  local elapsed = ngx.now() - inst.requested
+  if inst.mode == "never" then return elapsed < inst.delay / 3 and "New" or "Running" end
+  if elapsed >= inst.delay then
+    return inst.mode == "error" and "Error" or "Success", inst.requested + inst.delay
+  end
+  return elapsed < inst.delay / 3 and "New" or "Running"
+end
+
+-- The instance object of POST responses and instance lists.
+function instances.summary(inst, base)
+  local status, done = instances.status(inst)
+  local finished = status == "Success" or status == "Error"
+  return {
+    id = inst.id, status = status, ownerId = OWNER_ID, queryable = false,
+    hasDetailRows = inst.details, requestDate = iso_time(inst.requested),
+    completionDate = finished and iso_time(done) or null,
+    url = status == "Error" and null or (base .. "/reports/" .. inst.report_id .. "/instances/" .. inst.id),
+  }
+end
+
+-- attributes of an instance result (type ReportInstance).
+function instances.attributes(inst, report)
+  local s = instances.summary(inst, "")
+  return { type = "ReportInstance", id = inst.id, status = s.status, ownerId = OWNER_ID,
+    completionDate = s.completionDate, requestDate = s.requestDate, reportId = report.id,
+    reportName = report.name, queryable = false }
+end
+
+-- All instances of a report, oldest request first.
+function instances.list(report, base)
+  local found = {}
+  for _, key in ipairs(dict():get_keys(0)) do
+    local inst = instances.get(report, key)
+    if inst then found[#found + 1] = inst end
+  end
+  table.sort(found, function(a, b) return a.seq < b.seq end)
+  local out = {}
+  for i, inst in ipairs(found) do out[i] = instances.summary(inst, base) end
+  return out
+end
+
+return instances

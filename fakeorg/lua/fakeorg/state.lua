@@ -1,0 +1,155 @@
+-- fakeorg.state: everything shared between nginx workers, kept in lua_shared_dicts:
+-- configuration, valid tokens, injected faults and request statistics.
+local util = require "fakeorg.util"
+
+local ngx = ngx
+local state = {}
+
+local function dict() return ngx.shared.fakeorg_state end
+local function stats_dict() return ngx.shared.fakeorg_stats end
+
+state.DEFAULTS = { async_delay = 0.2, sync_delay = 0, slow_delay = 2, api_limit = 15000 }
+
+-- Called from init_by_lua with the start-up options.
+function state.init(opts)
+  local d = dict()
+  d:set("startup_token", opts.token)
+  state.reset()
+end
+
+function state.reset()
+  local d = dict()
+  local token = d:get("startup_token")
+  d:flush_all()
+  d:set("startup_token", token)
+  d:set("token_gen", 1)
+  d:set("tok:" .. token, 1)
+  d:set("api_usage", 1000)
+  d:set("seq", 0)
+  stats_dict():flush_all()
+  ngx.shared.fakeorg_instances:flush_all()
+end
+
+function state.next_seq()
+  return dict():incr("seq", 1, 0)
+end
+
+-- Configuration --------------------------------------------------------------------------
+
+function state.config(key)
+  local v = dict():get("cfg:" .. key)
+  if v == nil then return state.DEFAULTS[key] end
+  return v
+end
+
+function state.all_config()
+  local out = {}
+  for k in pairs(state.DEFAULTS) do out[k] = state.config(k) end
+  return out
+end
+
+function state.set_config(key, value)
+  if state.DEFAULTS[key] == nil then return nil, "unknown config key " .. tostring(key) end
+  if type(value) ~= "number" or value < 0 then return nil, key .. " must be a non-negative number" end
+  dict():set("cfg:" .. key, value)
+  return true
+end
+
+-- Tokens: a token is valid while its generation equals the current one. ----------------
+
+function state.token_valid(token)
+  local d = dict()
+  return token ~= nil and d:get("tok:" .. token) == d:get("token_gen")
+end
+
+function state.add_token(token)
+  local d = dict()
+  d:set("tok:" .. token, d:get("token_gen"))
+end
+
+function state.expire_tokens()
+  dict():incr("token_gen", 1, 1)
+end
+
+function state.mint_token()
+  local token = ("00DFAKE!fake-minted-token-%d"):format(state.next_seq())
+  state.add_token(token)
+  return token
+end
+
+function state.api_usage()
+  return dict():incr("api_usage", 1, 0), state.config("api_limit")
+end
+
+-- Faults: fault:<n> = JSON definition, left:<n> = remaining count (atomic decrement). ----
+
+function state.add_fault(def)
+  local n = state.next_seq()
+  local d = dict()
+  d:set("fault:" .. n, util.encode(def))
+  d:set("left:" .. n, def.count)
+  local order = d:get("fault_order")
+  d:set("fault_order", (order and order .. "," or "") .. n)
+  return n
+end
+
+-- Takes one matching fault (consuming one count), or nil.
+function state.take_fault(uri)
+  local d = dict()
+  local order = d:get("fault_order")
+  if not order then return nil end
+  for n in order:gmatch("%d+") do
+    local left = d:get("left:" .. n)
+    if left and left > 0 then
+      local def = util.decode(d:get("fault:" .. n))
+      if def and (not def.path or uri:find(def.path)) then
+        local remaining = d:incr("left:" .. n, -1)
+        if remaining and remaining >= 0 then return def end
+      end
+    end
+  end
+  return nil
+end
+
+-- Statistics -----------------------------------------------------------------------------
+
+local function bump(key, by)
+  return stats_dict():incr(key, by or 1, 0)
+end
+state.bump = bump
+
+function state.request_started(uri)
+  local s = stats_dict()
+  bump("requests")
+  bump("path:" .. uri)
+  if s:add("conn:" .. ngx.var.connection, true) then bump("connections") end
+  local inflight = bump("inflight")
+  local max = s:get("max_concurrent") or 0
+  if inflight > max then s:set("max_concurrent", inflight) end
+  ngx.ctx.fakeorg_counted = true
+end
+
+-- log_by_lua: in-flight bookkeeping and gzip count.
+function state.request_finished()
+  if not ngx.ctx.fakeorg_counted then return end
+  bump("inflight", -1)
+  if ngx.var.sent_http_content_encoding == "gzip" and not ngx.ctx.fakeorg_own_encoding then
+    bump("gzip")
+  end
+end
+
+function state.stats()
+  local s = stats_dict()
+  local out = { requests = s:get("requests") or 0, connections = s:get("connections") or 0,
+    gzip = s:get("gzip") or 0, max_concurrent = s:get("max_concurrent") or 0,
+    inflight = s:get("inflight") or 0, by_path = {}, instance_polls = {} }
+  for _, key in ipairs(s:get_keys(0)) do
+    local path = key:match("^path:(.*)$")
+    if path then out.by_path[path] = s:get(key) end
+    local iid = key:match("^poll:(.*)$")
+    if iid then out.instance_polls[iid] = s:get(key) end
+  end
+  return out
+end
+
+return state
