@@ -32,10 +32,10 @@ local function run()
     assert(writers.csv(report, io.stdout))
   end
 
-  local sync_id = assert(by_name["Small tabular"], "the fake org has no 'Small tabular' report")
+  local sync_id = assert(by_name["Small Tabular Pipeline"], "the fake org has no 'Small Tabular Pipeline' report")
   show("run synchronously", assert(client:run_sync(sync_id)))
 
-  local async_id = assert(by_name["Summary by stage"], "the fake org has no 'Summary by stage' report")
+  local async_id = assert(by_name["Pipeline by Stage"], "the fake org has no 'Pipeline by Stage' report")
   local instance = assert(client:run_async(async_id))
   io.stdout:write(("\n== started instance %s (status %s)\n"):format(instance.id, instance.status))
   show("run asynchronously", assert(instance:wait({ timeout = 60, delete = true })))
