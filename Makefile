@@ -80,6 +80,13 @@ install: $(CORE)
 	  sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/sfreports > $(DESTDIR)$(BINDIR)/sfreports; \
 	  chmod 0755 $(DESTDIR)$(BINDIR)/sfreports; fi
 
+# The spec suite under valgrind: no definite or indirect leaks, no invalid accesses.
+VALGRIND = valgrind --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--error-exitcode=9 --track-fds=no --suppressions=.ci/valgrind.supp
+memcheck: deps
+	@$(MAKE) --no-print-directory all
+	$(SPEC_PATHS) SFREPORTS_UNDER_VALGRIND=1 $(VALGRIND) $(BUSTED) --cpath='$(BUILD)/?.so' spec
+
 lint:
 	luacheck lua spec bin examples bench fakeorg
 

@@ -150,7 +150,7 @@ SFR_EXPORT int luaopen_sfreports_core(lua_State *L)
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, SFR_VERSION);
     lua_setfield(L, -2, "VERSION");
-    lua_pushstring(L, curl_version());
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
     lua_setfield(L, -2, "curl_version");
     return 1;
 }
