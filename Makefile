@@ -82,7 +82,7 @@ install: $(CORE)
 
 # The spec suite under valgrind: no definite or indirect leaks, no invalid accesses.
 VALGRIND = valgrind --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	--error-exitcode=9 --track-fds=no --suppressions=.ci/valgrind.supp
+	--error-exitcode=9 --track-fds=no
 memcheck: deps
 	@$(MAKE) --no-print-directory all
 	$(SPEC_PATHS) SFREPORTS_UNDER_VALGRIND=1 $(VALGRIND) $(BUSTED) --cpath='$(BUILD)/?.so' spec

@@ -138,7 +138,7 @@ end
 
 local function check_number(v, fname)
   if v ~= v or v == huge or v == -huge then
-    misuse(fname, "cannot use " .. tostring(v) .. " as a filter value")
+    misuse(fname, "cannot use " .. (v ~= v and "NaN" or "an infinite number") .. " as a filter value")
   end
 end
 
@@ -568,9 +568,7 @@ local function flatten(expr, fname)
       leaves[#leaves + 1] = node
       return { tag = "ref", n = #leaves }
     elseif node.tag == "not" then
-      local item = walk(node.item, "not_")
-      if not item then misuse(fname, "not_() of an empty all{}") end
-      return { tag = "not", item = item }
+      return { tag = "not", item = walk(node.item, "not_") } -- an empty all{} raises in walk
     end
     local items = {}
     for _, child in ipairs(node.items) do
@@ -802,22 +800,55 @@ local function column_index(describe)
   return idx
 end
 
-local function levenshtein(a, b)
+-- Edit distance counting a transposition of neighbours as one edit (optimal string alignment).
+local function distance(a, b)
   local la, lb = #a, #b
   if la == 0 then return lb end
   if lb == 0 then return la end
-  local prev = {}
+  local prev2, prev = nil, {}
   for j = 0, lb do prev[j] = j end
   for i = 1, la do
     local cur = { [0] = i }
     local ca = byte(a, i)
     for j = 1, lb do
-      local cost = (ca == byte(b, j)) and 0 or 1
-      cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      local cb = byte(b, j)
+      local d = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + ((ca == cb) and 0 or 1))
+      if prev2 and j > 1 and ca == byte(b, j - 1) and byte(a, i - 1) == cb then
+        d = min(d, prev2[j - 2] + 1)
+      end
+      cur[j] = d
     end
-    prev = cur
+    prev2, prev = prev, cur
   end
   return prev[lb]
+end
+
+-- Up to 3 of `candidates` ({ key=, names={...} }) close to `query`, best first: within a
+-- few typos (about one per three characters, at most 3), then those containing the query.
+local function close_matches(query, candidates)
+  local q = lower(query)
+  local limit = min(3, floor(#q * 0.3))
+  if limit < 1 then limit = 1 end
+  local scored = {}
+  for _, cand in ipairs(candidates) do
+    local best = huge
+    for _, name in ipairs(cand.names) do
+      local ln = lower(name)
+      local d = distance(q, ln)
+      if d > limit then
+        d = (#q >= 3 and find(ln, q, 1, true)) and limit + 0.5 or huge
+      end
+      if d < best then best = d end
+    end
+    if best < huge then scored[#scored + 1] = { key = cand.key, d = best } end
+  end
+  sort(scored, function(x, y)
+    if x.d ~= y.d then return x.d < y.d end
+    return x.key < y.key
+  end)
+  local out = {}
+  for i = 1, min(3, #scored) do out[i] = scored[i].key end
+  return out
 end
 
 local function describe_column(c)
@@ -827,29 +858,12 @@ end
 
 -- Up to 3 columns whose API name or label is close to `name`.
 local function suggest_columns(idx, name)
-  local q = lower(name)
-  local limit = 2 + floor(#q / 4)
-  local scored = {}
+  local candidates = {}
   for _, api in ipairs(idx.order) do
-    local c = idx.cols[api]
-    local best = huge
-    for _, cand in ipairs({ api, c.label }) do
-      if cand then
-        local lc = lower(cand)
-        local d = levenshtein(q, lc)
-        -- a name containing the query (or contained in it) is close, but less than a typo
-        if #q >= 3 and (find(lc, q, 1, true) or find(q, lc, 1, true)) then d = min(d, 1.5) end
-        if d < best then best = d end
-      end
-    end
-    if best <= limit then scored[#scored + 1] = { api = api, d = best } end
+    candidates[#candidates + 1] = { key = api, names = { api, idx.cols[api].label } }
   end
-  sort(scored, function(x, y)
-    if x.d ~= y.d then return x.d < y.d end
-    return x.api < y.api
-  end)
   local out = {}
-  for i = 1, min(3, #scored) do out[i] = idx.cols[scored[i].api] end
+  for i, api in ipairs(close_matches(name, candidates)) do out[i] = idx.cols[api] end
   return out
 end
 
@@ -1155,17 +1169,10 @@ local function prepare_date_filter(describe, idx, md, df)
   -- the Analytics API is UNCONFIRMED (salesforce-analytics-api.md §7.4).
   local family = match(duration, "^([A-Z_]+):%d+$")
   if not (set[duration] or (family and DURATION_FAMILIES[family])) then
-    local scored = {}
-    for _, v in ipairs(list) do
-      local d = levenshtein(duration, v)
-      if d <= 2 + floor(#duration / 4) then scored[#scored + 1] = { v = v, d = d } end
-    end
-    sort(scored, function(x, y)
-      if x.d ~= y.d then return x.d < y.d end
-      return x.v < y.v
-    end)
+    local candidates = {}
+    for i, v in ipairs(list) do candidates[i] = { key = v, names = { v } } end
     local shown = {}
-    for i = 1, min(3, #scored) do shown[i] = quote(scored[i].v) end
+    for i, v in ipairs(close_matches(duration, candidates)) do shown[i] = quote(v) end
     local msg = format("date filter %s is not offered by this report type", quote(duration))
     if #shown > 0 then
       msg = msg .. "; did you mean " .. or_list(shown) .. "?"

@@ -14,9 +14,11 @@ local COSOCKET_PHASES = {
   ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 
--- Returns "ngx" inside an nginx phase that has cosockets, "curl" elsewhere, and for
--- other nginx phases either "curl" (init: blocking is harmless before serving) or nil
--- and the phase name (set, header_filter, body_filter, log, init_worker...).
+-- Returns "ngx" inside nginx in a phase that has cosockets, and in init_by_lua (a client
+-- made there is typically kept and used later by handlers, so it must be the cosocket
+-- one; its calls during init itself go through a short-lived blocking libcurl session,
+-- harmless before nginx serves). "curl" outside nginx. nil and the phase name in other
+-- nginx phases (set, header_filter, body_filter, log, init_worker...).
 function M.detect()
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
@@ -24,7 +26,7 @@ function M.detect()
   end
   local phase = ngx.get_phase()
   if COSOCKET_PHASES[phase] then return "ngx" end
-  if phase == "init" then return "curl" end
+  if phase == "init" then return "ngx" end
   return nil, phase
 end
 

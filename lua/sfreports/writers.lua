@@ -253,10 +253,35 @@ end
 ---------------------------------------------------------------------------------------
 -- row formatters (one closure per writer; the per-cell loops are the hot path)
 
+-- Escapes, in place, the fields buf[1..n] that contain a character matching `special`.
+-- The row is joined once and searched once; each hit is mapped back to its field by the
+-- field lengths, so a row without special characters costs one concat and one find.
+local function escape_fields(buf, n, special, escape)
+  local joined = concat(buf, "", 1, n)
+  local p = find(joined, special)
+  if p == nil then return end
+  local i, start = 1, 1
+  while p do
+    local stop = start + #buf[i] -- first position after field i
+    while p >= stop do
+      i = i + 1
+      start = stop
+      stop = start + #buf[i]
+    end
+    buf[i] = escape(buf[i])
+    i = i + 1
+    if i > n then return end
+    start = stop
+    p = find(joined, special, start)
+  end
+end
+writers._escape_fields = escape_fields
+
 local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks)
   local ngroups = #gcols
   local buf = {}
   local prefixes = setmetatable({}, { __mode = "k" })
+  local special = sep == "," and CSV_SPECIAL or TSV_SPECIAL
 
   local function field(c)
     local s, isnum = field_text(c, raw)
@@ -276,8 +301,6 @@ local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks
     return p
   end
 
-  local special = sep == "," and CSV_SPECIAL or TSV_SPECIAL
-
   return function(row)
     local cells = row.data_cells or row.cells or EMPTY
     local groups = row.groups or EMPTY
@@ -288,27 +311,46 @@ local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks
     end
     local slots = row.slots
     if slots == nil then
-      for i = 1, ncols do
-        local c = cells[i]
-        local s = ""
-        if c ~= nil then
-          local v = c.value
-          if v ~= null then
-            local isnum = false
-            if raw then
-              if type(v) == "string" then s = v elseif v ~= nil then s, isnum = value_text(v) end
-            else
-              s = c.label
-              if type(s) ~= "string" then
-                if v == nil then s = "" else s, isnum = value_text(v) end
+      if raw then
+        for i = 1, ncols do
+          local c = cells[i]
+          local s = ""
+          if c ~= nil then
+            local v = c.value
+            if v ~= null and v ~= nil then
+              if type(v) == "string" then
+                if guard and s ~= "" then s = guarded(v) else s = v end
+              else
+                local isnum
+                s, isnum = value_text(v)
+                if guard and not isnum and s ~= "" then s = guarded(s) end
               end
             end
-            if guard and not isnum and s ~= "" then s = guarded(s) end
-            if find(s, special) then s = escape(s) end
           end
+          buf[i] = s
         end
-        buf[i] = s
+      else
+        for i = 1, ncols do
+          local c = cells[i]
+          local s = ""
+          if c ~= nil then
+            local v = c.value
+            if v ~= null then
+              s = c.label
+              if type(s) ~= "string" then
+                if v == nil then s = "" else
+                  local isnum
+                  s, isnum = value_text(v)
+                  if isnum then guard_skip = true end
+                end
+              end
+              if guard and s ~= "" and not guard_skip then s = guarded(s) end
+            end
+          end
+          buf[i] = s
+        end
       end
+      escape_fields(buf, ncols, special, escape)
     else
       for i = 1, ncols do buf[i] = "" end
       for i = 1, #cells do
@@ -321,7 +363,7 @@ local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks
     local out = {}
     for i = 1, #labels do
       local s = labels[i]
-      if guard then s = guarded(s) end
+      if guard and s ~= "" then s = guarded(s) end
       out[i] = escape(s)
     end
     return concat(out, sep) .. "\n"
