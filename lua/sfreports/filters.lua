@@ -60,7 +60,8 @@ local function misuse(fname, msg)
       level = 1
       break
     end
-    if info.source ~= THIS_FILE then break end
+    -- (Lua 5.1 shows a tail call as a frame of its own: skip it too)
+    if info.source ~= THIS_FILE and info.what ~= "tail" then break end
     level = level + 1
   end
   error("sfreports.filters." .. fname .. ": " .. msg, level)
