@@ -421,7 +421,9 @@ describe("sfreports.filters", function()
       } }, TAB))
       local values = {}
       for i, f in ipairs(md.reportFilters) do values[i] = f.value end
-      assert.same({ "2024-03-01", "2024-01-31T12:00:00Z", "2024-01-02", "2024-01-31", "LAST_N_DAYS:30",
+      -- an os.time value on a date column is the local calendar date of that instant
+      local local_day = os.date("%Y-%m-%d", 1706702400)
+      assert.same({ "2024-03-01", "2024-01-31T12:00:00Z", "2024-01-02", local_day, "LAST_N_DAYS:30",
         "THIS_MONTH", "12", "True", "" }, values)
     end)
 
