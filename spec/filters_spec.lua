@@ -340,6 +340,13 @@ describe("sfreports.filters", function()
         F.merge({ f("A", "1") }, nil, {}, "1 OR 2"))
     end)
 
+    it("refuses more than 20 filters in all", function()
+      local saved = {}
+      for i = 1, 20 do saved[i] = f("A", tostring(i)) end
+      assert_invalid("21 filters (20 existing + 1 new); Salesforce accepts at most 20 per run",
+        F.merge(saved, nil, { f("Id", "001") }, nil))
+    end)
+
     it("raises on misuse", function()
       assert_raises("sfreports.filters.merge: metadata_filters must be a list of filters", F.merge, "x", nil, {})
       assert_raises("sfreports.filters.merge: new_logic must be a string", F.merge, {}, nil, {}, 3)

@@ -574,8 +574,7 @@ local function flatten(expr, fname)
     local items = {}
     for _, child in ipairs(node.items) do
       local c = walk(child, node.tag == "and" and "all" or "any")
-      if c then items[#items + 1] = c
-      elseif node.tag == "or" then misuse(fname, "an empty all{} inside any{}") end
+      if c then items[#items + 1] = c end
     end
     if #items == 0 then
       if parent and parent ~= "all" then misuse(fname, "an empty all{} inside " .. parent .. "()") end
@@ -713,6 +712,10 @@ function filters.merge(metadata_filters, metadata_logic, new_filters_list, new_l
     else
       misuse("merge", "new_filters_list must hold filter tables")
     end
+  end
+  if #out > filters.MAX_FILTERS then
+    return nil, invalid(format("%d filters (%d existing + %d new); Salesforce accepts at most %d per run",
+      #out, #saved, #new, filters.MAX_FILTERS), { option = "filters" })
   end
   local saved_ast, saved_raw, saved_err = saved_side(saved, metadata_logic)
   if saved_err then return nil, invalid(saved_err, { option = "logic" }) end
@@ -1333,12 +1336,24 @@ local function prepare_columns(idx, columns)
   return out
 end
 
--- Turns run options into the reportMetadata to POST (see docs: filters.prepare).
--- Options: filters, logic, replace_filters, date_filter, sort, top, columns, groupings; other
--- keys of opts are ignored (they belong to the client).
--- The result always carries reportFilters (saved + new), reportBooleanFilter (string or
--- json.null), historicalSnapshotDates, and the saved standardDateFilter (or its override);
--- sortBy, topRows, detailColumns, groupingsDown (and reportFormat) only when changed.
+-- Turns run options into the reportMetadata to POST, checked against the report's describe.
+-- Columns may be named by API name or label everywhere. Options (other keys are ignored:
+-- they belong to the client):
+--   filters          an expression, or a list of them (ANDed); added to the saved filters
+--   logic            logic string over a plain list of filters (1-based), e.g. "1 OR (2 AND 3)"
+--   replace_filters  true: drop the saved filters; or a list of columns: drop the saved filters
+--                    on those columns only, renumbering the saved logic
+--   date_filter      "THIS_FISCAL_QUARTER", {column=?, duration=}, or {column=?, from=?, to=?}
+--                    (CUSTOM); the column defaults to the saved standardDateFilter column
+--   sort             "COL", {"COL", "desc"}, {column=, order=}, or a list of those
+--   top              N or {rows=N, direction="Asc"|"Desc"}; needs sort or a saved sort
+--   columns          list of detail columns
+--   groupings        list of "COL" or {name=, sortOrder=, dateGranularity=, sortAggregate=};
+--                    on a TABULAR report this also sends reportFormat = "SUMMARY"
+-- The result always carries reportFilters (saved + new, a JSON array), reportBooleanFilter
+-- (a string, or json.null when all are ANDed), historicalSnapshotDates ([] unless the report
+-- type is historical) and the saved standardDateFilter (or its override); sortBy, topRows,
+-- detailColumns, groupingsDown (and reportFormat) only when changed.
 -- Returns the table, or nil and an `invalid` error naming the problem.
 function filters.prepare(opts, describe)
   if type(opts) ~= "table" then misuse("prepare", "opts must be a table") end
