@@ -680,6 +680,29 @@ describe("sfreports.filters", function()
     end)
   end)
 
+  describe("prepare without column information (hand-built metadata, e.g. for a query)", function()
+    local md = {
+      reportFormat = "TABULAR", detailColumns = { "ACCOUNT.NAME" },
+      standardDateFilter = { column = "CLOSE_DATE", durationValue = "CUSTOM", startDate = cjson.null,
+        endDate = cjson.null },
+    }
+
+    it("takes column names as given and still checks logic, counts and top", function()
+      local out = assert(F.prepare({ filters = F.any{ F.eq("ACCOUNT.NAME", "Acme"), F.gt("AMOUNT", 5) },
+        date_filter = "LAST_N_DAYS:7", sort = { "AMOUNT", "desc" }, top = 3 }, { reportMetadata = md }))
+      assert.equals('{"historicalSnapshotDates":[],"reportBooleanFilter":"1 OR 2","reportFilters":['
+        .. '{"column":"ACCOUNT.NAME","operator":"equals","value":"Acme"},'
+        .. '{"column":"AMOUNT","operator":"greaterThan","value":"5"}],'
+        .. '"sortBy":[{"sortColumn":"AMOUNT","sortOrder":"desc"}],'
+        .. '"standardDateFilter":{"column":"CLOSE_DATE","durationValue":"LAST_N_DAYS:7","endDate":null,'
+        .. '"startDate":null},"topRows":{"direction":"Asc","rowLimit":3}}', enc(out))
+      assert_invalid("top rows need a sort: pass sort (the report has no saved sort)",
+        F.prepare({ top = 3 }, { reportMetadata = md }))
+      assert_invalid("date filter 'last 7 days' is not a date literal",
+        F.prepare({ date_filter = "last 7 days" }, { reportMetadata = md }))
+    end)
+  end)
+
   describe("prepare with the anonymized v47 summary describe", function()
     it("appends new filters after the three saved ones", function()
       local md = assert(F.prepare({ filters = F.eq("label2", os.time{ year = 2020, month = 1, day = 2, hour = 12 }) },

@@ -872,10 +872,12 @@ local function suggest_columns(idx, name)
 end
 
 -- Resolves a column named by API name or label. Returns the column, or nil, a sentence and
--- the error fields.
+-- the error fields. When describe lists no columns at all (e.g. metadata built by hand for
+-- a query), names are taken as API names, with no type to check against.
 local function resolve(idx, name, option)
   local c = idx.cols[name]
   if c then return c end
+  if #idx.order == 0 then return { name = name } end
   local function pick(list, how)
     if #list == 1 then return idx.cols[list[1]] end
     local shown = {}
@@ -1164,7 +1166,7 @@ local function prepare_date_filter(describe, idx, md, df)
   if not list then
     -- describe lists no durations: accept anything shaped like a date literal
     if not (find(duration, "^[A-Z][A-Z0-9_]*$") or find(duration, "^[A-Z][A-Z0-9_]*:%d+$")) then
-      return nil, format("date filter %s is not a date literal", quote(duration)),
+      return nil, format("date filter %s is not a date literal", quote(df.duration or duration)),
         { option = "date_filter", duration = duration }
     end
     return { column = column, durationValue = duration, startDate = NULL, endDate = NULL }
@@ -1177,7 +1179,7 @@ local function prepare_date_filter(describe, idx, md, df)
     for i, v in ipairs(list) do candidates[i] = { key = v, names = { v } } end
     local shown = {}
     for i, v in ipairs(close_matches(duration, candidates)) do shown[i] = quote(v) end
-    local msg = format("date filter %s is not offered by this report type", quote(duration))
+    local msg = format("date filter %s is not offered by this report type", quote(df.duration or duration))
     if #shown > 0 then
       msg = msg .. "; did you mean " .. or_list(shown) .. "?"
     else
