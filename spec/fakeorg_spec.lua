@@ -116,6 +116,37 @@ describe("fake org", function()
     assert.equal(404, again)
   end)
 
+  it("builds a full Cartesian matrix fact map", function()
+    local r = json((get("/reports/" .. fakeorg.reports.matrix.id .. "?includeDetails=true")))
+    local function count_nodes(nodes)
+      local n = 0
+      for _, node in ipairs(nodes) do n = n + 1 + count_nodes(node.groupings) end
+      return n
+    end
+    local down, across = count_nodes(r.groupingsDown.groupings), count_nodes(r.groupingsAcross.groupings)
+    local keys = 0
+    for _ in pairs(r.factMap) do keys = keys + 1 end
+    assert.equal((down + 1) * (across + 1), keys)
+    assert.same({}, r.factMap["T!T"].rows)
+    assert.equal(600, r.factMap["T!T"].aggregates[2].value)
+  end)
+
+  it("describes the report type with computed date durations", function()
+    local d = json((get("/reports/" .. fakeorg.reports.tabular_small.id .. "/describe")))
+    local found
+    for _, cat in ipairs(d.reportTypeMetadata.categories) do
+      if cat.columns.DESCRIPTION then found = cat.columns.DESCRIPTION end
+    end
+    assert.is_false(found.filterable)
+    local values = {}
+    for _, g in ipairs(d.reportTypeMetadata.standardDateFilterDurationGroups) do
+      for _, dur in ipairs(g.standardDateFilterDurations) do values[dur.value] = dur end
+    end
+    assert.equal(os.date("!%Y-%m-01"), values.THIS_MONTH.startDate)
+    assert.truthy(values.CUSTOM and values.LAST_FISCAL_YEAR and values["LAST_N_DAYS:30"])
+    assert.truthy(d.reportTypeMetadata.dataTypeFilterOperatorMap.currency)
+  end)
+
   it("answers unknown reports with NOT_FOUND", function()
     local body, status = get("/reports/00OFk00000Z0001MAB")
     assert.equal(404, status)

@@ -151,7 +151,7 @@ local function create_instance(ctx, report)
   return out.json(200, instances.summary(inst, ctx.base))
 end
 
-local function instance_result(ctx, report, iid)
+local function instance_result(report, iid)
   local inst = instances.get(report, iid)
   if not inst then return out.not_found() end
   state.bump("poll:" .. iid)
@@ -198,7 +198,7 @@ local function report_routes(ctx, id, rest)
   local iid = rest:match("^/instances/([^/]+)$")
   if not iid then return out.not_found() end
   if check_id(iid, "Report instance") ~= true then return end
-  if m == "GET" then return instance_result(ctx, report, iid) end
+  if m == "GET" then return instance_result(report, iid) end
   if m == "DELETE" then
     if instances.delete(report, iid) then return out.no_content() end
     return out.not_found()

@@ -10,7 +10,8 @@ local faults = {}
 
 local HTML_502 = [[<!DOCTYPE html>
 <html><head><title>502 Bad Gateway</title></head>
-<body><h1>Bad Gateway</h1><p>The server encountered a temporary error and could not complete your request.</p></body></html>
+<body><h1>Bad Gateway</h1>
+<p>The server encountered a temporary error and could not complete your request.</p></body></html>
 ]]
 
 local BROKEN_JSON = '{"attributes":{"type":"Report","reportId":"00OFk00000A0001MAB"},"allData":tru'
@@ -48,7 +49,8 @@ end
 
 function HANDLERS.retry_after()
   ngx.header["Retry-After"] = "1"
-  return out.error(503, "SERVER_UNAVAILABLE", "The server is temporarily unable to handle the request. Try again later.")
+  return out.error(503, "SERVER_UNAVAILABLE",
+    "The server is temporarily unable to handle the request. Try again later.")
 end
 
 function HANDLERS.limit()

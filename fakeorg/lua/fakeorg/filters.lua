@@ -346,7 +346,8 @@ function filters.compile_all(report_filters, logic, columns)
   if report_filters == nil or report_filters == null then report_filters = {} end
   if type(report_filters) ~= "table" then return bad("reportFilters must be an array.") end
   if #report_filters > filters.MAX_FILTERS then
-    return bad(("You can't use more than %d filters in a report run (got %d)."):format(filters.MAX_FILTERS, #report_filters))
+    return bad(("You can't use more than %d filters in a report run (got %d).")
+      :format(filters.MAX_FILTERS, #report_filters))
   end
   local preds = {}
   for i, f in ipairs(report_filters) do
