@@ -408,6 +408,13 @@ function Client:wait(instance, opts)
   return require("sfreports.async").wait(self, instance, opts)
 end
 
+-- Runs many reports with their requests in flight together (see sfreports.async.run_many):
+-- list entries are report ids or { id = ..., async = true|false, <run options> }.
+-- Returns reports, errs (arrays in input order) and stats.
+function Client:run_many(list, opts)
+  return require("sfreports.async").run_many(self, list, opts)
+end
+
 -- Closes the transport (connections, handles). The client is unusable afterwards.
 function Client:close()
   if self.transport then self.transport:close() end
