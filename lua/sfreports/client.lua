@@ -214,7 +214,7 @@ end
 
 local RUN_OPTIONS = {
   details = "boolean", metadata = "table", filters = "table", logic = "string",
-  replace_filters = "boolean", date_filter = "table", sort = "string|table",
+  replace_filters = "boolean|table", date_filter = "string|table", sort = "string|table",
   top = "number|table", columns = "table", groupings = "table",
   wait = "table|boolean", timeout = "number", sleep = "function", yield = "boolean",
   delete = "boolean|string", async = "boolean", id = "string",

@@ -4,7 +4,8 @@
 -- explicit array mark. Strings and numbers are still formatted by lua-cjson.
 local cjson = require "cjson"
 
-local tonumber, type, pairs, ipairs, setmetatable, getmetatable = tonumber, type, pairs, ipairs, setmetatable, getmetatable
+local tonumber, type, pairs, ipairs = tonumber, type, pairs, ipairs
+local setmetatable, getmetatable = setmetatable, getmetatable
 local concat, sort = table.concat, table.sort
 local floor, format = math.floor, string.format
 local cjson_encode = cjson.encode
