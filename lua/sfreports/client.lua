@@ -99,7 +99,7 @@ function M.new(opts)
   opts = opts or {}
   local self = setmetatable({
     api_version = nil, instance_url = nil, limits = nil,
-    _describe_cache = {}, _opts = opts,
+    _describe_cache = {}, _opts = opts, _token_generation = 0,
   }, Client)
   local version, verr = normalise_version(opts.api_version or M.DEFAULT_API_VERSION)
   if not version then return nil, verr end
@@ -198,9 +198,35 @@ function Client:request(method, path, body, headers)
   return value, meta
 end
 
--- One place for retries and renewal; sfreports.retry and sfreports.auth extend it.
+-- Every request goes through here: sfreports.retry decides whether and when to try
+-- again; each try renews the token once on an auth failure when the client can.
 function Client:_send(method, path, body, headers)
-  return self.transport:request(method, path, body, headers)
+  local retry = require "sfreports.retry"
+  return retry.call(self, method, function()
+    return self:_send_authed(method, path, body, headers)
+  end)
+end
+
+-- One try with the current token; on an `auth` error a client that can renew its token
+-- renews it (once per token generation, however many requests failed with it) and
+-- sends the request again.
+function Client:_send_authed(method, path, body, headers)
+  local generation = self._token_generation
+  local value, meta = self.transport:request(method, path, body, headers)
+  if value == nil and meta.kind == "auth" and self._auth then
+    local ok, err = self:_renew_token(generation)
+    if not ok then return nil, err end
+    return self.transport:request(method, path, body, headers)
+  end
+  return value, meta
+end
+
+-- Renews the token unless another request already did since `generation` was read.
+-- Returns true, or nil and an `auth` error.
+function Client:_renew_token(generation)
+  if generation ~= self._token_generation then return true end
+  local auth = require "sfreports.auth"
+  return auth.renew(self)
 end
 
 local function check_id(id, what)
