@@ -424,7 +424,7 @@ local function new_run(client, items, opts, reports, errs)
     max_fetch = opts.max_concurrent_fetch or copts.max_concurrent_fetch or M.DEFAULT_MAX_FETCH,
     sleep = sleep, blocking = blocking,
     stats = { requests = 0, polls = 0, instances = 0, turns = 0, poll_turns = 0,
-      max_inflight = 0, deletes = 0 },
+      max_inflight = 0, max_sync = 0, max_async = 0, deletes = 0 },
   }, Run)
 end
 
@@ -444,6 +444,8 @@ function Run:start(item, kind, method, path, body)
   local stats = self.stats
   stats.requests = stats.requests + 1
   if #inflight > stats.max_inflight then stats.max_inflight = #inflight end
+  if self.n_sync > stats.max_sync then stats.max_sync = self.n_sync end
+  if self.n_async > stats.max_async then stats.max_async = self.n_async end
 end
 
 function Run:launch_sync(item)

@@ -1,0 +1,455 @@
+-- Asynchronous runs against the fake org over real HTTP: one poll, waiting (backoff,
+-- deadline, Error, vanished instances, deletion), the sleep strategies (user hook,
+-- yield protocol driven by a hand-written loop), and run_many with many requests in
+-- flight together from one Lua thread.
+local fakeorg = require "fakeorg"
+local sfreports = require "sfreports"
+local core = require "sfreports.core"
+local async = require "sfreports.async"
+
+local monotime = core.monotime
+local R = fakeorg.reports
+
+describe("sfreports.async", function()
+  local org, client
+
+  setup(function()
+    org = fakeorg.start({})
+  end)
+
+  teardown(function()
+    if org then org:stop() end
+  end)
+
+  before_each(function()
+    org:reset()
+    client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
+  end)
+
+  after_each(function()
+    if client then client:close() end
+  end)
+
+  local function delay(s)
+    local r = org:control("config", { async_delay = s })
+    assert.is_true(r.ok)
+  end
+
+  local function elapsed_since(t0) return monotime() - t0 end
+
+  local function instance_ids(report_id)
+    local list = assert(client:instances(report_id))
+    local out = {}
+    for _, inst in ipairs(list) do out[inst.id] = inst.status end
+    return out
+  end
+
+  -- Resumes `co` until it dies, sleeping for each sfreports sleep request; returns the
+  -- coroutine's results and the requests seen.
+  local function drive(co)
+    local seen = {}
+    local res = { coroutine.resume(co) }
+    while coroutine.status(co) ~= "dead" do
+      assert.is_true(res[1], tostring(res[2]))
+      local req = res[2]
+      assert.equal("table", type(req))
+      assert.equal("sleep", req.sfreports)
+      assert.is_true(req.seconds >= 0)
+      seen[#seen + 1] = req.seconds
+      core.sleep(req.seconds)
+      res = { coroutine.resume(co) }
+    end
+    assert.is_true(res[1], tostring(res[2]))
+    return res[2], res[3], seen
+  end
+
+  describe("poll", function()
+    it("checks once without waiting, and sees the results only when they are there", function()
+      delay(0.4)
+      local inst = assert(client:run_async(R.tabular_small.id))
+      assert.equal("New", inst.status)
+      local t0 = monotime()
+      local same, report = client:poll(inst)
+      assert.is_true(elapsed_since(t0) < 0.2)
+      assert.equal(inst, same)
+      assert.is_nil(report) -- fetched while not finished: attributes only, no factMap
+      assert.truthy(inst.status == "New" or inst.status == "Running")
+      assert.equal(1, inst.polls)
+      core.sleep(0.5)
+      same, report = inst:poll()
+      assert.equal(inst, same)
+      assert.equal("Success", inst.status)
+      assert.equal(40, report:row_count())
+      assert.equal(2, inst.polls)
+    end)
+
+    it("reports a vanished instance as a 404 that names the instance", function()
+      local inst = assert(client:run_async(R.tabular_small.id))
+      assert.is_true(assert(inst:delete()))
+      local t0 = monotime()
+      local report, err = inst:wait({ timeout = 5 })
+      assert.is_nil(report)
+      assert.is_true(elapsed_since(t0) < 1, "a gone instance is not waited for")
+      assert.equal(404, err.status)
+      assert.is_true(err.gone)
+      assert.is_false(err.retryable)
+      assert.equal(inst.id, err.instance_id)
+      assert.equal(R.tabular_small.id, err.report_id)
+      assert.matches("no longer exists", err.message)
+    end)
+
+    it("raises on something that is not an instance", function()
+      assert.has_error(function() client:poll({ id = "x" }) end,
+        "sfreports: poll expects an instance (from client:run_async or client:instances), got table")
+    end)
+  end)
+
+  describe("wait", function()
+    it("returns the report soon after the instance finishes, with few polls", function()
+      delay(1)
+      local inst = assert(client:run_async(R.tabular_small.id))
+      local t0 = monotime()
+      local report = assert(inst:wait({ timeout = 10 }))
+      local took = elapsed_since(t0)
+      assert.equal(40, report:row_count())
+      assert.equal("Success", inst.status)
+      assert.is_true(took >= 0.95 and took < 1.45, "took " .. took)
+      assert.is_true(inst.polls >= 2 and inst.polls <= 6, "polls " .. inst.polls)
+      local server = org:stats().instance_polls[inst.id]
+      assert.equal(inst.polls, server)
+    end)
+
+    it("turns an Error status into an api error and deletes the instance when asked", function()
+      delay(0.3)
+      local inst = assert(client:run_async(R.async_error.id))
+      local report, err = client:wait(inst, { delete = "after" })
+      assert.is_nil(report)
+      assert.equal("api", err.kind)
+      assert.equal("INSTANCE_ERROR", err.code)
+      assert.equal(inst.id, err.instance_id)
+      assert.is_false(err.retryable)
+      assert.equal("Error", inst.status)
+      assert.is_true(inst.deleted)
+      assert.is_nil(instance_ids(R.async_error.id)[inst.id])
+    end)
+
+    it("keeps the instance (and its id in the error) when the deadline passes", function()
+      local inst = assert(client:run_async(R.never_done.id))
+      local t0 = monotime()
+      local report, err = inst:wait({ timeout = 0.7, poll_interval = 0.1 })
+      local took = elapsed_since(t0)
+      assert.is_nil(report)
+      assert.equal("timeout", err.kind)
+      assert.equal(inst.id, err.instance_id)
+      assert.equal(R.never_done.id, err.report_id)
+      assert.is_true(err.retryable)
+      assert.matches(inst.id, err.message, 1, true)
+      assert.is_true(took >= 0.7 and took < 1.0, "took " .. took)
+      assert.equal("Running", instance_ids(R.never_done.id)[inst.id])
+      -- the caller can come back later with the same instance
+      local again, err2 = inst:wait({ timeout = 0 })
+      assert.is_nil(again)
+      assert.equal("timeout", err2.kind)
+    end)
+
+    it("deletes the instance on a timeout when asked", function()
+      local inst = assert(client:run_async(R.never_done.id))
+      local _, err = inst:wait({ timeout = 0.3, delete = "timeout" })
+      assert.equal("timeout", err.kind)
+      assert.equal(inst.id, err.instance_id)
+      assert.is_true(err.deleted)
+      assert.is_false(err.retryable)
+      assert.is_nil(instance_ids(R.never_done.id)[inst.id])
+    end)
+
+    it("deletes after reading with delete = true, and keeps the instance by default", function()
+      delay(0.2)
+      local kept = assert(client:run_async(R.tabular_small.id))
+      local gone = assert(client:run_async(R.tabular_small.id))
+      assert(kept:wait())
+      assert(gone:wait({ delete = true }))
+      local ids = instance_ids(R.tabular_small.id)
+      assert.equal("Success", ids[kept.id])
+      assert.is_nil(ids[gone.id])
+    end)
+
+    it("polls at once an instance that already finished", function()
+      delay(0)
+      local inst = assert(client:run_async(R.tabular_small.id))
+      core.sleep(0.05)
+      local list = assert(client:instances(R.tabular_small.id))
+      assert.equal("Success", list[1].status)
+      local slept = 0
+      local report = assert(list[1]:wait({ sleep = function(s) slept = slept + s end }))
+      assert.equal(0, slept)
+      assert.equal(40, report:row_count())
+      assert.equal(inst.id, list[1].id)
+    end)
+
+    it("checks its options", function()
+      local inst = assert(client:run_async(R.tabular_small.id))
+      assert.has_error(function() inst:wait({ timeot = 1 }) end, "sfreports: unknown option 'timeot' for wait")
+      assert.has_error(function() inst:wait({ delete = "later" }) end)
+      assert.has_error(function() inst:wait({ timeout = "1" }) end)
+    end)
+  end)
+
+  describe("sleeping", function()
+    it("uses a sleep function from the call options", function()
+      delay(0.6)
+      local calls, total = 0, 0
+      local function my_sleep(s)
+        calls, total = calls + 1, total + s
+        core.sleep(s)
+      end
+      local inst = assert(client:run_async(R.tabular_small.id))
+      local t0 = monotime()
+      assert(inst:wait({ sleep = my_sleep }))
+      local took = elapsed_since(t0)
+      assert.is_true(calls >= 1)
+      assert.equal(calls, inst.polls) -- a new instance: one sleep before each poll
+      assert.is_true(math.abs(took - total) < 0.15, ("slept %g of %g"):format(total, took))
+    end)
+
+    it("uses a sleep function from the client options", function()
+      delay(0.3)
+      local calls = 0
+      local c = assert(sfreports.new({ instance_url = org.url, access_token = org.token,
+        sleep = function(s) calls = calls + 1; core.sleep(s) end }))
+      local inst = assert(c:run_async(R.tabular_small.id))
+      assert(inst:wait())
+      c:close()
+      assert.is_true(calls >= 1)
+    end)
+
+    it("yields { sfreports = 'sleep', seconds = s } to a hand-written resume loop", function()
+      delay(0.5)
+      local inst = assert(client:run_async(R.tabular_small.id))
+      local co = coroutine.create(function() return inst:wait({ yield = true }) end)
+      local report, err, seen = drive(co)
+      assert.is_nil(err)
+      assert.equal(40, report:row_count())
+      assert.is_true(#seen >= 1)
+      assert.equal(#seen, inst.polls) -- a new instance: one sleep before each poll
+    end)
+
+    it("lets one loop wait for several instances without blocking between them", function()
+      delay(0.6)
+      local a = assert(client:run_async(R.tabular_small.id))
+      local b = assert(client:run_async(R.summary_1.id))
+      local tasks = {
+        coroutine.create(function() return a:wait({ yield = true }) end),
+        coroutine.create(function() return b:wait({ yield = true }) end),
+      }
+      -- a tiny scheduler: each task sleeps until its own wake-up time
+      local wake, results = { 0, 0 }, {}
+      local t0 = monotime()
+      while not (results[1] and results[2]) do
+        local soonest = math.huge
+        for i, co in ipairs(tasks) do
+          if not results[i] and monotime() >= wake[i] then
+            local ok, v = coroutine.resume(co)
+            assert.is_true(ok, tostring(v))
+            if coroutine.status(co) == "dead" then
+              results[i] = v
+            else
+              assert.equal("sleep", v.sfreports)
+              wake[i] = monotime() + v.seconds
+            end
+          end
+          if not results[i] then soonest = math.min(soonest, wake[i]) end
+        end
+        if soonest < math.huge then core.sleep(math.max(0, soonest - monotime())) end
+      end
+      local took = elapsed_since(t0)
+      assert.equal(40, results[1]:row_count())
+      assert.equal("SUMMARY", results[2].format)
+      assert.is_true(took < 1.0, "both waits overlapped: " .. took)
+    end)
+
+    it("refuses yield = true outside a coroutine", function()
+      local inst = assert(client:run_async(R.tabular_small.id))
+      assert.has_error(function() inst:wait({ yield = true }) end,
+        "sfreports: yield = true needs to run inside a coroutine (see the yield protocol in sfreports.async)")
+    end)
+  end)
+
+  describe("run_many", function()
+    it("runs 50 async reports that each take 1 s in one window of about 1 s", function()
+      delay(1)
+      local list = {}
+      for i = 1, 50 do list[i] = { id = R.tabular_small.id, async = true } end
+      local t0 = monotime()
+      local reports, errs, stats = client:run_many(list)
+      local took = elapsed_since(t0)
+      for i = 1, 50 do
+        assert.is_nil(errs[i], tostring(errs[i]))
+        assert.equal(40, reports[i]:row_count())
+      end
+      assert.equal(50, reports.n)
+      assert.is_true(took >= 1.0 and took < 2.0, "took " .. took)
+      local server = org:stats()
+      local instances, polls = 0, 0
+      for _, n in pairs(server.instance_polls) do
+        instances, polls = instances + 1, polls + n
+      end
+      assert.equal(50, instances)
+      assert.equal(stats.polls, polls)
+      assert.is_true(polls / 50 <= 6, "polls per instance " .. polls / 50)
+      -- polls of instances created together go out together
+      assert.is_true(stats.poll_turns <= 8, "poll turns " .. stats.poll_turns)
+      assert.is_true(stats.max_async >= 50)
+    end)
+
+    it("returns results and errors in input order; one failure does not stop the others", function()
+      delay(0.3)
+      local list = {
+        R.summary_1.id,                                       -- sync
+        { id = R.tabular_small.id, async = true },            -- async
+        "00OFk00000Z0001MAB",                                 -- valid id, no such report
+        { id = R.async_error.id, async = true },              -- instance ends in Error
+        "not-an-id",                                          -- refused before any request
+        { id = R.matrix.id, details = false },                -- sync, summary only
+        { id = R.tabular_small.id, async = true, details = false },
+      }
+      local before = org:stats().requests
+      local reports, errs = client:run_many(list)
+      assert.equal("SUMMARY", reports[1].format)
+      assert.equal(R.summary_1.id, reports[1].id)
+      assert.equal(40, reports[2]:row_count())
+      assert.is_nil(reports[3])
+      assert.equal(404, errs[3].status)
+      assert.equal("00OFk00000Z0001MAB", errs[3].report_id)
+      assert.equal("INSTANCE_ERROR", errs[4].code)
+      assert.equal(R.async_error.id, errs[4].report_id)
+      assert.truthy(errs[4].instance_id)
+      assert.equal("invalid", errs[5].kind)
+      assert.equal("MATRIX", reports[6].format)
+      assert.is_false(reports[6].has_details)
+      assert.is_false(reports[7].has_details)
+      assert.equal(R.tabular_small.id, reports[7].id)
+      for _, i in ipairs({ 1, 2, 6, 7 }) do assert.is_nil(errs[i]) end
+      for _, i in ipairs({ 3, 4, 5 }) do assert.is_nil(reports[i]) end
+      -- the malformed id sent nothing: 3 sync runs + 3 POSTs + their polls
+      assert.is_true(org:stats().requests - before >= 6)
+      assert.truthy(client.limits and client.limits["api-usage"])
+      assert.equal(15000, client.limits["api-usage"].max)
+    end)
+
+    it("gives a never-finishing instance a timeout error with its id while the rest finish", function()
+      delay(0.3)
+      local t0 = monotime()
+      local reports, errs = client:run_many({
+        { id = R.tabular_small.id, async = true },
+        { id = R.never_done.id, async = true },
+        R.summary_1.id,
+      }, { timeout = 0.8 })
+      local took = elapsed_since(t0)
+      assert.equal(40, reports[1]:row_count())
+      assert.equal("SUMMARY", reports[3].format)
+      assert.equal("timeout", errs[2].kind)
+      assert.equal(R.never_done.id, errs[2].report_id)
+      assert.equal("Running", instance_ids(R.never_done.id)[errs[2].instance_id])
+      assert.is_true(took >= 0.8 and took < 1.2, "took " .. took)
+    end)
+
+    it("keeps at most max_concurrent_sync sync runs in flight", function()
+      org:control("config", { sync_delay = 0.3 })
+      local list = {}
+      for i = 1, 12 do list[i] = R.tabular_small.id end
+      local t0 = monotime()
+      local reports, _, stats = client:run_many(list, { max_concurrent_sync = 4 })
+      local took = elapsed_since(t0)
+      for i = 1, 12 do assert.equal(40, reports[i]:row_count()) end
+      assert.equal(4, org:stats().max_concurrent)
+      assert.equal(4, stats.max_sync)
+      assert.is_true(took >= 0.9 and took < 1.5, "3 waves of 0.3 s: " .. took)
+      -- by default they all go together
+      org:reset()
+      org:control("config", { sync_delay = 0.3 })
+      t0 = monotime()
+      reports = client:run_many(list)
+      took = elapsed_since(t0)
+      for i = 1, 12 do assert.equal(40, reports[i]:row_count()) end
+      assert.equal(12, org:stats().max_concurrent)
+      assert.is_true(took < 0.6, "one wave: " .. took)
+    end)
+
+    it("keeps at most max_concurrent_fetch async requests in flight", function()
+      delay(0.2)
+      local list = {}
+      for i = 1, 9 do list[i] = { id = R.tabular_small.id, async = true } end
+      local reports, errs, stats = client:run_many(list, { max_concurrent_fetch = 3 })
+      for i = 1, 9 do assert.is_nil(errs[i]); assert.equal(40, reports[i]:row_count()) end
+      assert.equal(3, stats.max_async)
+      assert.equal(9, stats.instances)
+    end)
+
+    it("deletes instances after reading when asked", function()
+      delay(0.2)
+      local reports, _, stats = client:run_many({
+        { id = R.tabular_small.id, async = true },
+        { id = R.tabular_small.id, async = true, delete = false },
+      }, { delete = "after" })
+      assert.equal(40, reports[1]:row_count())
+      assert.equal(40, reports[2]:row_count())
+      assert.equal(1, stats.deletes)
+      local n = 0
+      for _ in pairs(instance_ids(R.tabular_small.id)) do n = n + 1 end
+      assert.equal(1, n)
+    end)
+
+    it("yields to a hand-written loop while sync runs keep progressing", function()
+      delay(0.6)
+      org:control("config", { sync_delay = 0.4 })
+      local co = coroutine.create(function()
+        return client:run_many({ { id = R.tabular_small.id, async = true }, R.summary_1.id },
+          { yield = true })
+      end)
+      local t0 = monotime()
+      local reports, errs, seen = drive(co)
+      local took = elapsed_since(t0)
+      assert.is_nil(errs[1]); assert.is_nil(errs[2])
+      assert.equal(40, reports[1]:row_count())
+      assert.equal("SUMMARY", reports[2].format)
+      assert.is_true(#seen >= 2)
+      -- the 0.4 s sync run overlapped the 0.6 s async run
+      assert.is_true(took >= 0.6 and took < 0.95, "took " .. took)
+    end)
+
+    it("uses a user sleep hook between polls", function()
+      delay(0.4)
+      local calls = 0
+      local reports = client:run_many({ { id = R.tabular_small.id, async = true } },
+        { sleep = function(s) calls = calls + 1; core.sleep(s) end })
+      assert.equal(40, reports[1]:row_count())
+      assert.is_true(calls >= 1)
+    end)
+
+    it("raises on misuse", function()
+      assert.has_error(function() client:run_many("x") end)
+      assert.has_error(function() client:run_many({ { id = R.matrix.id, asynk = true } }) end,
+        "sfreports: unknown option 'asynk' for run_many entry 1")
+      assert.has_error(function() client:run_many({ 42 }) end)
+      assert.has_error(function() client:run_many({}, { max_concurrent_sync = 0 }) end)
+      assert.has_error(function() client:run_many({ R.matrix.id }, { yield = true }) end)
+    end)
+
+    it("returns empty arrays for an empty list", function()
+      local reports, errs = client:run_many({})
+      assert.equal(0, reports.n)
+      assert.equal(0, errs.n)
+    end)
+  end)
+
+  describe("schedule", function()
+    it("starts at poll_interval and grows with the time the instance has run, up to poll_max", function()
+      local o = {}
+      assert.equal(async.DEFAULT_POLL_INTERVAL, async.poll_gap(0, o))
+      assert.near(3, async.poll_gap(10, o), 1e-9)
+      assert.equal(async.DEFAULT_POLL_MAX, async.poll_gap(1000, o))
+      assert.equal(2, async.poll_gap(1000, { poll_max = 2 }))
+      assert.equal(1, async.poll_gap(1, { poll_interval = 1 }))
+    end)
+  end)
+end)
