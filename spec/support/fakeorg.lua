@@ -25,6 +25,7 @@ fakeorg.reports = {
   slow = { id = "00OFk00000E0001MAB", format = "TABULAR", rows = 25 },
   async_error = { id = "00OFk00000E0002MAB", format = "TABULAR", rows = 25 },
   never_done = { id = "00OFk00000E0003MAB", format = "TABULAR", rows = 25 },
+  filtered = { id = "00OFk00000F0001MAB", format = "TABULAR", rows = 600 },
 }
 
 -- Directory of this file, so the script is found from any working directory.

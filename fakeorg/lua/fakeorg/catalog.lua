@@ -51,6 +51,13 @@ local REPORTS = {
     { async = "error" } },
   { "never_done", "00OFk00000E0003", "Async Run Never Finishes", "TABULAR", 53, 25, SMALL_COLUMNS,
     { async = "never" } },
+  -- saved filters with saved logic, for merging run-time filters into them
+  { "filtered", "00OFk00000F0001", "Filtered Pipeline", "TABULAR", 61, 600, MEDIUM_COLUMNS,
+    { reportFilters = {
+        { column = "STAGE_NAME", operator = "notEqual", value = "Closed Lost" },
+        { column = "AMOUNT", operator = "greaterThan", value = "20000" },
+        { column = "TYPE", operator = "equals", value = "New Customer" } },
+      reportBooleanFilter = "(1 OR 3) AND 2" } },
 }
 
 local by_key, by_id, list = {}, {}, {}
@@ -63,6 +70,7 @@ for i, r in ipairs(REPORTS) do
     groupingsAcross = extra.groupingsAcross or {},
     aggregates = extra.aggregates or SUM_COUNT,
     slow = extra.slow, async = extra.async, order = i,
+    reportFilters = extra.reportFilters, reportBooleanFilter = extra.reportBooleanFilter,
   }
   report.developerName = report.name:gsub("[^%w]+", "_")
   by_key[report.key] = report

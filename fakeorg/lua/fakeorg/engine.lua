@@ -301,7 +301,8 @@ function engine.plan(base, override)
     plan.aggs[i] = a
   end
   local report_filters = pick(override, "reportFilters", base.reportFilters or {})
-  plan.pred, plan.logic = filters.compile_all(report_filters, pick(override, "reportBooleanFilter", null), columns)
+  plan.pred, plan.logic = filters.compile_all(report_filters,
+    pick(override, "reportBooleanFilter", base.reportBooleanFilter or null), columns)
   if not plan.pred then return nil, plan.logic end
   plan.filters_echo = {}
   for i, f in ipairs(report_filters) do
