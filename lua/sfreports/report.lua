@@ -478,8 +478,10 @@ function M.new(decoded)
   -- joined reports, or any result whose fact-map keys carry a block prefix
   local prefixed = false
   for k in pairs(fm) do
-    local prefix = parse_key(k)
-    if prefix and prefix ~= "" then prefixed = true break end
+    if type(k) == "string" and not find(k, "^[%dT_]*![%dT_]*$") then
+      local prefix = parse_key(k)
+      if prefix and prefix ~= "" then prefixed = true break end
+    end
   end
   self._multi = prefixed
   if prefixed then

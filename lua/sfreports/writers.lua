@@ -69,6 +69,7 @@ local concat = table.concat
 local floor, huge = math.floor, math.huge
 local tonumber = tonumber
 local json_encode = json.encode
+local cjson_encode = require("cjson").encode
 
 local writers = {}
 
@@ -133,12 +134,18 @@ local function guarded(s)
 end
 
 local CSV_SPECIAL = '[,"\r\n]'
+local CSV_CHARS = { ",", '"', "\n", "\r" }
+local function csv_quote(s) -- s needs quoting
+  if find(s, '"', 1, true) then s = gsub(s, '"', '""') end
+  return '"' .. s .. '"'
+end
 local function csv_escape(s)
-  if find(s, CSV_SPECIAL) then return '"' .. gsub(s, '"', '""') .. '"' end
+  if find(s, CSV_SPECIAL) then return csv_quote(s) end
   return s
 end
 
 local TSV_SPECIAL = "[\\\t\r\n]"
+local TSV_CHARS = { "\t", "\n", "\r", "\\" }
 local TSV_MAP = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\r"] = "\\r", ["\n"] = "\\n" }
 local function tsv_escape(s)
   if find(s, TSV_SPECIAL) then return (gsub(s, TSV_SPECIAL, TSV_MAP)) end
@@ -253,26 +260,40 @@ end
 ---------------------------------------------------------------------------------------
 -- row formatters (one closure per writer; the per-cell loops are the hot path)
 
--- Escapes, in place, the fields buf[1..n] that contain a character matching `special`.
--- The row is joined once and searched once; each hit is mapped back to its field by the
--- field lengths, so a row without special characters costs one concat and one find.
-local function escape_fields(buf, n, special, escape)
+-- Escapes, in place, the fields buf[1..n] that contain one of the characters in
+-- `specials` (an array of one-character strings). The row is joined once and searched
+-- with plain (memchr-speed) finds, one pass per special character; each hit is mapped
+-- back to its field by the field lengths. A row without special characters costs one
+-- concat and #specials finds instead of a pattern match per field. `marks` is a scratch
+-- table owned by the caller, `stamp` a value unique to this call.
+local function escape_fields(buf, n, specials, escape, marks, stamp)
   local joined = concat(buf, "", 1, n)
-  local p = find(joined, special)
-  if p == nil then return end
-  local i, start = 1, 1
-  while p do
-    local stop = start + #buf[i] -- first position after field i
-    while p >= stop do
+  local nhits = 0
+  for k = 1, #specials do
+    local ch = specials[k]
+    local p = find(joined, ch, 1, true)
+    local i, start = 1, 1
+    while p do
+      local stop = start + #buf[i] -- first position after field i
+      while p >= stop do
+        i = i + 1
+        start = stop
+        stop = start + #buf[i]
+      end
+      if marks[i] ~= stamp then
+        marks[i] = stamp
+        nhits = nhits + 1
+      end
+      if i >= n then break end
       i = i + 1
       start = stop
-      stop = start + #buf[i]
+      p = find(joined, ch, start, true)
     end
-    buf[i] = escape(buf[i])
-    i = i + 1
-    if i > n then return end
-    start = stop
-    p = find(joined, special, start)
+  end
+  if nhits > 0 then
+    for i = 1, n do
+      if marks[i] == stamp then buf[i] = escape(buf[i]) end
+    end
   end
 end
 writers._escape_fields = escape_fields
@@ -281,33 +302,49 @@ local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks
   local ngroups = #gcols
   local buf = {}
   local prefixes = setmetatable({}, { __mode = "k" })
-  local special = sep == "," and CSV_SPECIAL or TSV_SPECIAL
+  local specials = sep == "," and CSV_CHARS or TSV_CHARS
+  local escape_hit = sep == "," and csv_quote or tsv_escape
+  local marks, stamp = {}, 0
 
   local function field(c)
     local s, isnum = field_text(c, raw)
-    if guard and not isnum and s ~= "" then s = guarded(s) end
+    if guard and not isnum then s = guarded(s) end
     return escape(s)
   end
 
+  -- The grouping fields of a row, joined (no trailing separator); cached per groups
+  -- table, which all rows of one fact-map entry share.
   local function prefix_of(groups)
     local p = prefixes[groups]
     if p == nil then
       local parts = {}
       for i = 1, ngroups do parts[i] = field(groups[i]) end
-      if ngroups > 0 and ncols > 0 then parts[ngroups + 1] = "" end
       p = concat(parts, sep)
       prefixes[groups] = p
     end
     return p
   end
 
+  -- The line is concat(buf, sep, first, ncols): buf[0] holds the block and grouping
+  -- fields when there are any, and the last field carries the line end, so each row
+  -- builds one line string.
+  local first = (ngroups > 0 or blocks) and 0 or 1
+  local last = ncols
+  if last < first then
+    last = first
+    buf[first] = ""
+  end
+
   return function(row)
     local cells = row.data_cells or row.cells or EMPTY
-    local groups = row.groups or EMPTY
-    local prefix = ngroups > 0 and prefix_of(groups) or ""
-    if blocks then
-      local b = row.block
-      prefix = escape(b ~= nil and tostring(b) or "") .. ((ngroups + ncols > 0) and sep or "") .. prefix
+    if first == 0 then
+      local prefix = ngroups > 0 and prefix_of(row.groups or EMPTY) or nil
+      if blocks then
+        local b = row.block
+        b = escape(b ~= nil and tostring(b) or "")
+        if prefix then prefix = b .. sep .. prefix else prefix = b end
+      end
+      buf[0] = prefix
     end
     local slots = row.slots
     if slots == nil then
@@ -318,12 +355,23 @@ local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks
           if c ~= nil then
             local v = c.value
             if v ~= null and v ~= nil then
-              if type(v) == "string" then
-                if guard and s ~= "" then s = guarded(v) else s = v end
-              else
+              local tv = type(v)
+              if tv == "table" then
+                local a = v.amount -- currency: its amount
+                if a ~= nil then v, tv = a, type(a) end
+              end
+              if tv == "string" then
+                if guard then s = guarded(v) else s = v end
+              elseif tv == "number" then
+                if v == floor(v) and v > -9007199254740992 and v < 9007199254740992 then
+                  s = format("%d", v)
+                else
+                  s = fmt_number(v)
+                end
+              elseif v ~= null then
                 local isnum
                 s, isnum = value_text(v)
-                if guard and not isnum and s ~= "" then s = guarded(s) end
+                if guard and not isnum then s = guarded(s) end
               end
             end
           end
@@ -337,20 +385,22 @@ local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks
             local v = c.value
             if v ~= null then
               s = c.label
-              if type(s) ~= "string" then
-                if v == nil then s = "" else
-                  local isnum
-                  s, isnum = value_text(v)
-                  if isnum then guard_skip = true end
-                end
+              if type(s) == "string" then
+                if guard then s = guarded(s) end
+              elseif v == nil then
+                s = ""
+              else
+                local isnum
+                s, isnum = value_text(v)
+                if guard and not isnum then s = guarded(s) end
               end
-              if guard and s ~= "" and not guard_skip then s = guarded(s) end
             end
           end
           buf[i] = s
         end
       end
-      escape_fields(buf, ncols, special, escape)
+      stamp = stamp + 1
+      escape_fields(buf, ncols, specials, escape_hit, marks, stamp)
     else
       for i = 1, ncols do buf[i] = "" end
       for i = 1, #cells do
@@ -358,12 +408,16 @@ local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks
         if j and j <= ncols then buf[j] = field(cells[i]) end
       end
     end
-    return prefix .. concat(buf, sep, 1, ncols) .. "\n"
+    local tail = buf[last]
+    buf[last] = tail .. "\n"
+    local line = concat(buf, sep, first, last)
+    buf[last] = tail
+    return line
   end, function(labels)
     local out = {}
     for i = 1, #labels do
       local s = labels[i]
-      if guard and s ~= "" then s = guarded(s) end
+      if guard then s = guarded(s) end
       out[i] = escape(s)
     end
     return concat(out, sep) .. "\n"
@@ -386,75 +440,132 @@ local function json_keys(names)
   return out
 end
 
-local function json_formatter(raw, columns, gcols, blocks)
+-- array = true: rows are array elements (a row starts with "\n" or ",\n");
+-- array = false: JSON Lines (a row ends with "\n").
+local function json_formatter(raw, columns, gcols, blocks, array)
   local names = {}
   if blocks then names[1] = "block" end
   for i = 1, #gcols do names[#names + 1] = gcols[i].name or gcols[i].label end
   for i = 1, #columns do names[#names + 1] = columns[i].name or columns[i].label end
   local keys = json_keys(names)
   local koff = blocks and 1 or 0
-  local gkeys, ckeys = {}, {}
-  for i = 1, #gcols do gkeys[i] = keys[koff + i] end
-  for i = 1, #columns do ckeys[i] = keys[koff + #gcols + i] end
-  local block_key = blocks and keys[1]
   local ncols, ngroups = #columns, #gcols
-  local buf = {}
-  local prefixes = setmetatable({}, { __mode = "k" })
+  local gkeys, ckeys = {}, {}
+  for i = 1, ngroups do gkeys[i] = keys[koff + i] end
+  for i = 1, ncols do ckeys[i] = keys[koff + ngroups + i] end
+  local block_key = blocks and keys[1]
+  local head_has_fields = blocks or ngroups > 0
 
-  local function prefix_of(groups)
-    local p = prefixes[groups]
+  -- Key pieces carry the punctuation around them, so that a string value goes into the
+  -- row unquoted and no per-cell string is built: piece[i][v] for v = (previous value
+  -- was an open string: 2 or 0) + (this value is a string: 1 or 0).
+  local piece = {}
+  for i = 1, ncols do
+    local sep = (i > 1 or head_has_fields) and "," or ""
+    piece[i] = { [0] = sep .. ckeys[i], [1] = sep .. ckeys[i] .. '"',
+                 [2] = '"' .. sep .. ckeys[i], [3] = '"' .. sep .. ckeys[i] .. '"' }
+  end
+
+  local out, sv, svat = {}, {}, {}
+  local lead = "\n" -- before the first array element; ",\n" before the others
+  local close, close_str = "}", '"}'
+  if not array then close, close_str = "}\n", '"}\n' end
+  local heads = setmetatable({}, { __mode = "k" })
+
+  local function head_of(groups)
+    local p = heads[groups]
     if p == nil then
       local parts = {}
       for i = 1, ngroups do parts[i] = gkeys[i] .. json_field(groups[i], raw) end
-      p = concat(parts, ",")
-      prefixes[groups] = p
+      p = "{" .. concat(parts, ",")
+      heads[groups] = p
     end
     return p
   end
 
   return function(row)
     local cells = row.data_cells or row.cells or EMPTY
-    local n = 0
+    local head = ngroups > 0 and head_of(row.groups or EMPTY) or "{"
     if blocks then
       local b = row.block
-      n = 1
-      buf[1] = block_key .. (b ~= nil and json_string(tostring(b)) or "null")
-    end
-    if ngroups > 0 then
-      n = n + 1
-      buf[n] = prefix_of(row.groups or EMPTY)
+      head = "{" .. block_key .. (b ~= nil and json_string(tostring(b)) or "null")
+        .. (ngroups > 0 and ("," .. head:sub(2)) or "")
     end
     local slots = row.slots
-    if slots == nil then
-      for i = 1, ncols do
-        local c = cells[i]
-        local enc
-        if c == nil then
-          enc = "null"
-        else
-          local v = c.value
-          if v == null or (v == nil and raw) then
-            enc = "null"
-          elseif raw then
-            if type(v) == "string" then enc = json_string(v) else enc = json_value(v) end
-          else
-            local l = c.label
-            if type(l) == "string" then enc = json_string(l) else enc = json_field(c, raw) end
-          end
-        end
-        n = n + 1
-        buf[n] = ckeys[i] .. enc
-      end
-    else
+    if slots ~= nil then
+      local parts, n = {}, 0
       for i = 1, #cells do
         local j = slots[i]
         if j and j <= ncols then
           n = n + 1
-          buf[n] = ckeys[j] .. json_field(cells[i], raw)
+          parts[n] = ckeys[j] .. json_field(cells[i], raw)
+        end
+      end
+      local line
+      if n == 0 then
+        line = head .. "}"
+      else
+        line = head .. (head_has_fields and "," or "") .. concat(parts, ",", 1, n) .. "}"
+      end
+      if array then
+        line = lead .. line
+        lead = ",\n"
+        return line
+      end
+      return line .. "\n"
+    end
+    out[1] = head
+    local k, m, open = 1, 0, 0
+    for i = 1, ncols do
+      local c = cells[i]
+      local enc, str = "null", 0
+      if c ~= nil then
+        local v = c.value
+        if v ~= null then
+          if raw then
+            if type(v) == "string" then enc, str = v, 1 elseif v ~= nil then enc = json_value(v) end
+          else
+            local l = c.label
+            if type(l) == "string" then
+              enc, str = l, 1
+            elseif v ~= nil then
+              enc = json_value(v)
+            end
+          end
+        end
+      end
+      out[k + 1] = piece[i][open + str]
+      out[k + 2] = enc
+      k = k + 2
+      if str == 1 then
+        m = m + 1
+        sv[m], svat[m] = enc, k
+        open = 2
+      else
+        open = 0
+      end
+    end
+    out[k + 1] = open == 2 and close_str or close
+    if m > 0 then
+      -- does any string value need escaping? One C call over the joined values decides.
+      local joined = concat(sv, "", 1, m)
+      local e = cjson_encode(joined)
+      if #e ~= #joined + 2 then
+        if find(e, "\\/", 1, true) then e = gsub(e, "\\/", "/") end
+        if #e ~= #joined + 2 then
+          for j = 1, m do
+            local s = sv[j]
+            if find(s, JSON_SPECIAL) then out[svat[j]] = gsub(s, JSON_SPECIAL, JSON_MAP) end
+          end
         end
       end
     end
-    return "{" .. concat(buf, ",", 1, n) .. "}"
+    if array then
+      out[0] = lead
+      lead = ",\n"
+      return concat(out, "", 0, k + 1)
+    end
+    return concat(out, "", 1, k + 1)
   end
 end
 
@@ -514,7 +625,7 @@ function Writer:header(src)
       chunk = headline(labels)
     end
   else
-    self.format_row = json_formatter(self.raw, columns, gcols, blocks)
+    self.format_row = json_formatter(self.raw, columns, gcols, blocks, kind == "json")
     if kind == "json" then chunk = "[" end
   end
   if chunk then
@@ -531,14 +642,7 @@ function Writer:row(row)
     if state == "failed" then return nil, self.err end
     error("sfreports.writers: row() " .. (state == "new" and "before header()" or "after finish()"), 2)
   end
-  local line = self.format_row(row)
-  local kind = self.kind
-  if kind == "json" then
-    line = (self.count == 0 and "\n" or ",\n") .. line
-  elseif kind == "jsonl" then
-    line = line .. "\n"
-  end
-  local ok, err = self.write(line)
+  local ok, err = self.write(self.format_row(row))
   if not ok then return fail(self, err) end
   self.count = self.count + 1
   return true
@@ -546,12 +650,22 @@ end
 
 -- Writes every row of an iterator. Returns the number written, or nil and an error.
 function Writer:rows(iter, state, init)
+  local st = self.state
+  if st ~= "rows" then
+    if st == "failed" then return nil, self.err end
+    error("sfreports.writers: rows() " .. (st == "new" and "before header()" or "after finish()"), 2)
+  end
+  local format_row, write = self.format_row, self.write
   local n = 0
   for row in iter, state, init do
-    local ok, err = self:row(row)
-    if not ok then return nil, err end
+    local ok, err = write(format_row(row))
+    if not ok then
+      self.count = self.count + n
+      return fail(self, err)
+    end
     n = n + 1
   end
+  self.count = self.count + n
   return n
 end
 
