@@ -17,9 +17,9 @@
 -- The library (and its C core) is loaded lazily: `--help` works without a build.
 local type, ipairs, pairs, tostring, tonumber, pcall = type, ipairs, pairs, tostring, tonumber, pcall
 local error, next, setmetatable, getmetatable, rawget = error, next, setmetatable, getmetatable, rawget
-local format, find, match, sub, gsub, lower, upper, rep =
+local format, find, match, sub, gsub, lower, upper, rep, byte =
   string.format, string.find, string.match, string.sub, string.gsub, string.lower, string.upper,
-  string.rep
+  string.rep, string.byte
 local concat, floor = table.concat, math.floor
 
 local cli = {}
@@ -704,10 +704,37 @@ end
 
 local NUMERIC_TYPES = { int = true, double = true, currency = true, percent = true }
 
--- Display width of a UTF-8 string (code points; continuation bytes do not count).
+-- East Asian wide and emoji ranges (two terminal cells), and combining marks (none).
+local WIDE = {
+  { 0x1100, 0x115F }, { 0x2614, 0x2615 }, { 0x2E80, 0x303E }, { 0x3041, 0x33FF }, { 0x3400, 0x4DBF },
+  { 0x4E00, 0x9FFF }, { 0xA000, 0xA4CF }, { 0xAC00, 0xD7A3 }, { 0xF900, 0xFAFF }, { 0xFE30, 0xFE4F },
+  { 0xFF00, 0xFF60 }, { 0xFFE0, 0xFFE6 }, { 0x1F300, 0x1F64F }, { 0x1F900, 0x1F9FF }, { 0x20000, 0x3FFFD },
+}
+
+local function cp_width(cp)
+  if cp >= 0x0300 and cp <= 0x036F then return 0 end
+  if cp < 0x1100 then return 1 end
+  for _, r in ipairs(WIDE) do
+    if cp >= r[1] and cp <= r[2] then return 2 end
+  end
+  return 1
+end
+
+-- Display width of a UTF-8 string in terminal cells.
 local function width(s)
-  local _, cont = gsub(s, "[\128-\191]", "")
-  return #s - cont
+  if not find(s, "[\128-\255]") then return #s end
+  local w, i, n = 0, 1, #s
+  while i <= n do
+    local c = byte(s, i)
+    local len, cp = 1, c
+    if c >= 0xF0 then len, cp = 4, c % 8
+    elseif c >= 0xE0 then len, cp = 3, c % 16
+    elseif c >= 0xC0 then len, cp = 2, c % 32 end
+    for k = i + 1, i + len - 1 do cp = cp * 64 + (byte(s, k) or 128) % 64 end
+    if c >= 0x80 and c < 0xC0 then w = w + 1 else w = w + cp_width(cp) end
+    i = i + len
+  end
+  return w
 end
 
 -- The table format: the rows go through the TSV writer (same shape and text as CSV, with
