@@ -595,7 +595,13 @@ function build_blocks(self)
     b.segments = segs
     b.slots = slots
   end
-  return blocks
+  -- un-prefixed entries (a report-wide total?) form a block only when they hold rows;
+  -- otherwise they are still listed by groups()
+  local out = {}
+  for _, b in ipairs(blocks) do
+    if b.prefix ~= "" or b.row_count > 0 then out[#out + 1] = b end
+  end
+  return out
 end
 
 local function get_blocks(self)
