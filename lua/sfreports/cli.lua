@@ -620,6 +620,18 @@ function Session:fail(msg)
   return EXIT.FAILURE
 end
 
+-- The command-line options behind the library's run options (named by errors' `option`).
+local OPTION_FLAGS = {
+  filters = "--filter", logic = "--logic", replace_filters = "--replace-filters",
+  date_filter = "--date/--from/--to", sort = "--sort", top = "--top", columns = "--columns",
+}
+
+-- First line of a raised error, without the "file.lua:12: " position.
+local function raised_message(e)
+  local msg = match(tostring(e), "^[^\n]*")
+  return (gsub(msg, "^[^%s:]+%.lua:%d+: ", ""))
+end
+
 -- A library error value as one line: message plus the fields that help (status, code).
 local function describe_error(err)
   if type(err) ~= "table" then return tostring(err) end
@@ -632,6 +644,8 @@ local function describe_error(err)
     extra[#extra + 1] = "HTTP " .. tostring(err.status)
   end
   if #extra > 0 then msg = msg .. " (" .. concat(extra, ", ") .. ")" end
+  local flag = OPTION_FLAGS[err.option]
+  if flag then msg = msg .. " [" .. flag .. "]" end
   return msg
 end
 
@@ -657,7 +671,11 @@ function Session:client()
     opts.auth = { flow = "sf_cli", alias = o.org }
     local pok, c, e = pcall(sfreports.new, opts)
     if not pok then
-      return nil, format("cannot use the Salesforce CLI login %q: %s", o.org, tostring(c))
+      local why = raised_message(c)
+      if find(why, "module 'sfreports.auth' not found", 1, true) then
+        why = "this installation of sfreports has no sfreports.auth module (Salesforce CLI logins)"
+      end
+      return nil, format("cannot use the Salesforce CLI login %q: %s", o.org, why)
     end
     client, err = c, e
     if not client then
