@@ -442,6 +442,48 @@ describe("sfreports.async", function()
     end)
   end)
 
+  describe("examples", function()
+    local runtime = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+
+    -- Runs an example against this spec's org (its SF_* environment path), given the ids.
+    local function run_example(name, fake_delay)
+      delay(fake_delay)
+      local q = fakeorg.shell_quote
+      local cmd = ("SF_INSTANCE_URL=%s SF_ACCESS_TOKEN=%s %s examples/%s %s %s %s 2>&1"):format(
+        q(org.url), q(org.token), runtime, name, R.tabular_small.id, R.summary_1.id, R.matrix.id)
+      local out, ok = fakeorg.run(cmd)
+      assert.is_true(ok, out)
+      return out
+    end
+
+    it("async_blocking.lua waits and runs many", function()
+      local out = run_example("async_blocking.lua", 0.2)
+      assert.matches("Small Tabular Pipeline: 40 rows after", out, 1, true)
+      assert.matches("run_many: 3 reports in", out, 1, true)
+      assert.matches("3. Pipeline Matrix by Quarter (MATRIX), 600 rows", out, 1, true)
+    end)
+
+    it("async_sleep_hook.lua keeps its other tasks running while reports wait", function()
+      local out = run_example("async_sleep_hook.lua", 0.4)
+      local tick2 = out:find("tick 2", 1, true)
+      local waited = out:find("wait:%s+Small Tabular Pipeline, 40 rows")
+      assert.truthy(tick2, out)
+      assert.truthy(waited, out)
+      assert.is_true(tick2 < waited, out)
+      assert.matches("run_many:%s+Pipeline by Stage, 120 rows", out)
+      assert.matches("4 ticks ran meanwhile", out, 1, true)
+    end)
+
+    it("async_yield.lua drives waits and run_many with its own loops", function()
+      local out = run_example("async_yield.lua", 0.2)
+      assert.matches("one wait, %d+ sleep requests", out)
+      assert.matches("3 waits together", out, 1, true)
+      assert.matches("run_many %(async and sync mixed%), %d+ sleep requests", out)
+      local _, rows = out:gsub("Pipeline Matrix by Quarter %(MATRIX%), 600 rows", "")
+      assert.equal(2, rows)
+    end)
+  end)
+
   describe("schedule", function()
     it("starts at poll_interval and grows with the time the instance has run, up to poll_max", function()
       local o = {}
