@@ -4,6 +4,7 @@ local util = require "fakeorg.util"
 local state = require "fakeorg.state"
 local out = require "fakeorg.out"
 local faults = require "fakeorg.faults"
+local oauth = require "fakeorg.oauth"
 
 local ngx = ngx
 
@@ -53,10 +54,23 @@ local function fault()
   return out.json(200, { ok = true, id = state.add_fault(def) })
 end
 
+-- POST: the credentials the OAuth token endpoint accepts (see fakeorg.oauth.configure);
+-- GET: which fields are configured (never their values).
+local function oauth_config(method)
+  if method == "POST" then
+    local body = body_table()
+    if not body then return fail("body must be a JSON object") end
+    local ok, err = oauth.configure(body)
+    if not ok then return fail(err) end
+  end
+  return out.json(200, { ok = true, oauth = oauth.summary() })
+end
+
 local ROUTES = {
   ["/__fake/ping"] = function() return out.json(200, { ok = true }) end,
   ["/__fake/config"] = config,
   ["/__fake/fault"] = fault,
+  ["/__fake/oauth"] = oauth_config,
   ["/__fake/stats"] = function() return out.json(200, state.stats()) end,
   ["/__fake/expire_tokens"] = function()
     state.expire_tokens()
