@@ -441,6 +441,12 @@ function Client:run_many(list, opts)
   return require("sfreports.async").run_many(self, list, opts)
 end
 
+-- Every row of a report past the 2,000-row cap, page by page (see sfreports.paging):
+-- returns a paged report (`:rows()`, `:write()`, `.report` for totals), or nil, err.
+function Client:run_all(report_id, opts)
+  return require("sfreports.paging").run_all(self, report_id, opts)
+end
+
 -- Closes the transport (connections, handles). The client is unusable afterwards.
 function Client:close()
   if self.transport then self.transport:close() end

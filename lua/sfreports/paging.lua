@@ -1,0 +1,744 @@
+-- sfreports.paging: every row of a report past the API's 2,000-row cap
+-- (salesforce-analytics-api.md §8), as one stream, each row exactly once.
+--
+--   local paged = assert(client:run_all(id, { filters = {...}, logic = "1 OR 2" }))
+--   for row in paged:rows() do ... end            -- fetches page by page, lazily
+--   if paged.error then ... end                    -- set when a page failed (rows stop)
+--   local n, err = paged:write("csv", io.stdout)   -- or stream into a writer
+--   client:run_all(id, { on_page = function(rows, info) ... end })  -- eager, page by page
+--
+-- How. The caller's run goes first (filters merged with the saved ones by
+-- filters.prepare). When it comes back complete, that is the only page. Otherwise the
+-- rows are split on paging keys: columns whose type orders and compares (date, datetime,
+-- int, double, percent, currency), filterable, never a name/lookup column (their values
+-- are record ids while filters apply to the name). `opts.key` names the key ("COL") or
+-- the exact list of keys ({"COL1", "COL2"}); by default the ordered columns of the
+-- report are ranked by how many distinct values they show in the first run (most first).
+-- A key column missing from the detail columns is appended to them (`paged.added_columns`;
+-- it shows up in columns() and in every row).
+--
+-- Every page filter holds RAW values (currency amounts, ISO dates, numbers; never the
+-- locale label) and is ANDed onto the caller's filters with filters.merge (logic
+-- renumbered and wrapped; the 20-filter cap holds). Two strategies:
+--   keyset (TABULAR, default): sortBy the key, then `key >= last value seen`. Rows at the
+--     boundary value were partly emitted already: they are dropped by a multiset of whole
+--     rows (every cell's value and label), so identical rows are neither lost nor doubled.
+--     A page holding a single key value that is still truncated is split on the next
+--     key (`key = v` then keyset on key 2), then paging goes on with `key > v`.
+--   ranges (SUMMARY/MATRIX, default; or opts.strategy = "ranges"): a truncated slice is
+--     cut at quantiles of the key values it returned into ceil(RowCount / 1,500) slices
+--     (at least two; never fixed windows) and each slice is run again; slices run
+--     concurrently through client:run_many (opts.concurrency, default 4; at most 20, the
+--     API's concurrent sync limit) and are emitted in key order. A slice of one value
+--     moves to the next key. Summary/matrix rows keep their groups (value and label;
+--     `key` paths like "0_1" are per page). Keyset cannot page a summary: Salesforce
+--     orders its detail rows by group first, so the 2,000 rows are not a key prefix.
+-- Rows whose key is blank are fetched apart (`key = ""`), then split on the next key.
+-- Never a silent truncation: when rows cannot be split further (more than 2,000 rows
+-- alike on every key) the stream stops with an error of kind `limit`; `paged.all_data`
+-- is true only once every page has been fetched.
+--
+-- Aggregates: `paged.report` is the caller's own (first) run. Its fact-map aggregates
+-- and grouping tree cover every row (the cap only truncates detail rows), so totals and
+-- subtotals come from there; the page reports handed to on_page carry per-page aggregates.
+-- Order: by key (blank keys first), then as the server returns ties; the caller's `sort`
+-- and `top` options do not apply (misuse). Memory: one page (ranges: up to `concurrency`
+-- pages) plus the first run, whatever the report size.
+local errors = require "sfreports.errors"
+local filters = require "sfreports.filters"
+local json = require "sfreports.json"
+
+local type, pairs, ipairs, tostring, tonumber, setmetatable, error =
+  type, pairs, ipairs, tostring, tonumber, setmetatable, error
+local format, concat, sort, insert, remove = string.format, table.concat, table.sort, table.insert, table.remove
+local floor, ceil, min, max = math.floor, math.ceil, math.min, math.max
+local NULL = json.null
+
+local M = {}
+
+M.ROW_LIMIT = 2000          -- detail rows per run (§8)
+M.SLICE_TARGET = 1500       -- rows aimed at per range slice (margin under the cap)
+M.DEFAULT_CONCURRENCY = 4
+M.MAX_CONCURRENCY = 20      -- concurrent synchronous runs per org (§8)
+M.DEFAULT_MAX_RUNS = 500    -- synchronous runs per org per hour (§8)
+
+-- Types whose filters compare (greaterOrEqual & co.) in the same order sortBy uses.
+local ORDERED = { date = true, datetime = true, int = true, double = true, percent = true, currency = true }
+local NEEDED_OPS = { "equals", "notEqual", "greaterThan", "greaterOrEqual", "lessThan", "lessOrEqual" }
+
+local OPTIONS = {
+  filters = "table", logic = "string", replace_filters = "boolean|table", date_filter = "string|table",
+  columns = "table", groupings = "table", metadata = "table", details = "boolean",
+  key = "string|table", strategy = "string", concurrency = "number", on_page = "function",
+  max_runs = "number", sort = "nil", top = "nil",
+}
+
+---------------------------------------------------------------------------------------
+-- small helpers
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
+end
+
+local function is_null(v) return v == nil or v == NULL end
+
+-- A raw cell value as what filters and sorting compare: currency -> amount.
+local function key_value(cell)
+  if type(cell) ~= "table" then return nil end
+  local v = cell.value
+  if type(v) == "table" then v = v.amount end
+  if is_null(v) or v == "" then return nil end
+  return v
+end
+
+-- Shortest decimal that reads back to the same double (filters are strings, §7.2).
+local function number_text(v)
+  if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%d", v) end
+  for digits = 15, 17 do
+    local s = format("%." .. digits .. "g", v)
+    if tonumber(s) == v then return s end
+  end
+  return format("%.17g", v)
+end
+
+local function filter_value(v)
+  if type(v) == "number" then return number_text(v) end
+  return tostring(v)
+end
+
+local function canon(v)
+  local t = type(v)
+  if v == nil or v == NULL then return "\0" end
+  if t == "number" then return number_text(v) end
+  if t == "table" then return canon(v.amount) .. "\30" .. canon(v.currency) end
+  return t .. ":" .. tostring(v)
+end
+
+-- Identity of a row: every cell's value and label, and its groups (multiset key).
+local function row_tuple(row)
+  local parts, n = {}, 0
+  local dc = row.data_cells
+  for i = 1, #dc do
+    local c = dc[i]
+    n = n + 1
+    parts[n] = type(c) == "table" and (canon(c.value) .. "\30" .. canon(c.label)) or "\0"
+  end
+  local groups = row.groups
+  for i = 1, #groups do
+    n = n + 1
+    parts[n] = canon(groups[i].value) .. "\30" .. canon(groups[i].label)
+  end
+  return concat(parts, "\31")
+end
+
+local function limit_error(msg, fields)
+  return errors.new("limit", msg, fields)
+end
+
+---------------------------------------------------------------------------------------
+-- keys
+
+local function column_info(describe, name)
+  local api, c = filters.resolve_column(describe, name)
+  if not api then return nil, c end
+  local ext = describe.reportExtendedMetadata
+  local info = type(ext) == "table" and type(ext.detailColumnInfo) == "table" and ext.detailColumnInfo[api]
+  return c, info
+end
+
+local function operators_of(describe, dtype)
+  local rtm = describe.reportTypeMetadata
+  local map = type(rtm) == "table" and rtm.dataTypeFilterOperatorMap
+  local list = type(map) == "table" and map[dtype]
+  if type(list) ~= "table" then return nil end
+  local set = {}
+  for _, op in ipairs(list) do
+    if type(op) == "table" and type(op.name) == "string" then set[op.name] = true end
+  end
+  return set
+end
+
+-- Why a column cannot be a paging key, or nil when it can.
+local function unusable(describe, name)
+  local c, info = column_info(describe, name)
+  if not c then return "is not a column of this report type" end
+  if c.filterable == false then return "is not filterable" end
+  if not ORDERED[c.dataType or ""] then
+    return format("is a %s column; a key must be a date, datetime, number, percent or currency column",
+      tostring(c.dataType))
+  end
+  if type(info) == "table" and info.isLookup == true then
+    return "is a lookup column (its filters apply to the name, not the value)"
+  end
+  local ops = operators_of(describe, c.dataType)
+  if ops then
+    for _, op in ipairs(NEEDED_OPS) do
+      if not ops[op] then return format("does not allow the %s operator", op) end
+    end
+  end
+  return nil, c
+end
+
+local function index_of(list, v)
+  for i, x in ipairs(list) do if x == v then return i end end
+  return nil
+end
+
+-- Ordered, usable columns among `columns`, ranked by distinct values in `report` (most first).
+local function rank_keys(describe, columns, report)
+  local cands = {}
+  for _, name in ipairs(columns) do
+    if not unusable(describe, name) then cands[#cands + 1] = { name = name, distinct = 0 } end
+  end
+  if report and #cands > 0 then
+    local cols = report:columns()
+    for _, c in ipairs(cands) do
+      local idx
+      for i, col in ipairs(cols) do if col.name == c.name then idx = i end end
+      if idx then
+        local seen, n = {}, 0
+        for row in report:rows() do
+          local v = key_value(row.data_cells[idx])
+          if v ~= nil and not seen[v] then seen[v] = true; n = n + 1 end
+        end
+        c.distinct = n
+      end
+    end
+  end
+  for i, c in ipairs(cands) do c.pos = i end
+  sort(cands, function(a, b)
+    if a.distinct ~= b.distinct then return a.distinct > b.distinct end
+    return a.pos < b.pos
+  end)
+  local out = {}
+  for i, c in ipairs(cands) do out[i] = c.name end
+  return out
+end
+
+-- A column to add when the report shows no usable key: prefer a datetime (created
+-- date), then a date, then a number.
+local function describe_key(describe)
+  local rtm = describe.reportTypeMetadata
+  local best, best_rank
+  local RANK = { datetime = 1, date = 2, currency = 3, double = 4, int = 5, percent = 6 }
+  for _, cat in ipairs(type(rtm) == "table" and type(rtm.categories) == "table" and rtm.categories or {}) do
+    local cols = type(cat) == "table" and type(cat.columns) == "table" and cat.columns or {}
+    local names = {}
+    for name in pairs(cols) do names[#names + 1] = name end
+    sort(names)
+    for _, name in ipairs(names) do
+      local _, c = unusable(describe, name)
+      if c then
+        local r = RANK[c.dataType] + (name:find("CREATED") and 0 or 0.5)
+        if not best_rank or r < best_rank then best, best_rank = c.name, r end
+      end
+    end
+  end
+  return best
+end
+
+---------------------------------------------------------------------------------------
+-- the pager
+
+local Pager = {}
+Pager.__index = Pager
+
+-- Report metadata for one page: the base plus page filters (ANDed, logic wrapped).
+function Pager:metadata(conds, sort_key)
+  local md = copy(self.base)
+  local list = {}
+  for i, c in ipairs(conds) do list[i] = { column = c.column, operator = c.operator, value = c.value } end
+  local rf, logic = filters.merge(self.base.reportFilters, self.base.reportBooleanFilter, list, nil)
+  if not rf then
+    return nil, errors.new("limit", "cannot page this report: " .. logic.message
+      .. " (paging adds its own filters)", { option = "filters" })
+  end
+  md.reportFilters, md.reportBooleanFilter = rf, logic
+  if sort_key then
+    md.sortBy = json.array({ { sortColumn = sort_key, sortOrder = "asc" } })
+  end
+  md.hasDetailRows = true
+  return md
+end
+
+function Pager:count_run(n)
+  self.stats.runs = self.stats.runs + (n or 1)
+  if self.stats.runs > self.max_runs then
+    return nil, limit_error(format("paging needed more than %d runs (max_runs)", self.max_runs),
+      { runs = self.stats.runs })
+  end
+  return true
+end
+
+function Pager:run(conds, sort_key)
+  local md, err = self:metadata(conds, sort_key)
+  if not md then return nil, err end
+  local ok, lerr = self:count_run()
+  if not ok then return nil, lerr end
+  return self.client:run_sync(self.id, { metadata = md })
+end
+
+-- Runs several slices together (client:run_many when there is one).
+function Pager:run_batch(items)
+  if #items == 1 or not self.client.run_many then
+    local out = {}
+    for i, item in ipairs(items) do
+      local r, err = self:run(item.conds, self.keys[item.level])
+      if not r then return nil, err end
+      out[i] = r
+    end
+    return out
+  end
+  local list = {}
+  for i, item in ipairs(items) do
+    local md, err = self:metadata(item.conds, self.keys[item.level])
+    if not md then return nil, err end
+    list[i] = { id = self.id, metadata = md }
+  end
+  local ok, lerr = self:count_run(#items)
+  if not ok then return nil, lerr end
+  local reports, errs = self.client:run_many(list, { max_concurrent_sync = self.concurrency })
+  for i = 1, #items do
+    if not reports[i] then return nil, errs[i] end
+  end
+  return reports
+end
+
+local function key_index(report, name)
+  for i, col in ipairs(report:columns()) do
+    if col.name == name then return i end
+  end
+  return nil
+end
+
+function Pager:page_key_index(report, name)
+  local ki = key_index(report, name)
+  if not ki then
+    return nil, errors.new("api", format("the page result has no column %s to page on", name),
+      { report_id = self.id })
+  end
+  return ki
+end
+
+-- Turns a page report into a page { rows, report, info } (rows filtered by `skip`).
+function Pager:make_page(report, item, skip)
+  local rows = {}
+  for row in report:rows() do
+    if skip and skip.n > 0 then
+      local t = row_tuple(row)
+      local c = skip.tuples[t]
+      if c and c > 0 then
+        skip.tuples[t] = c - 1
+        skip.n = skip.n - 1
+        self.stats.duplicates = self.stats.duplicates + 1
+        row = nil
+      end
+    end
+    if row then rows[#rows + 1] = row end
+  end
+  return { rows = rows, report = report, conds = item.conds, level = item.level }
+end
+
+-- Conditions of `item` plus one more.
+local function with(conds, column, operator, value)
+  local out = {}
+  for i, c in ipairs(conds) do out[i] = c end
+  out[#out + 1] = { column = column, operator = operator, value = value }
+  return out
+end
+
+-- A truncated result for `item`: the work items that replace it (blank keys first).
+function Pager:expand(item, report)
+  local key = self.keys[item.level]
+  if not key then
+    local desc = {}
+    for _, c in ipairs(item.conds) do desc[#desc + 1] = c.column .. " " .. c.operator .. " " .. c.value end
+    return nil, limit_error(format("more than %d rows are alike on every paging key (%s); they cannot be "
+      .. "fetched completely: add a filter, or give more keys with opts.key", M.ROW_LIMIT, concat(desc, ", ")),
+      { report_id = self.id, keys = self.keys })
+  end
+  self.stats.splits = self.stats.splits + 1
+  local out = { { kind = "run", conds = with(item.conds, key, "equals", ""), level = item.level + 1,
+    skip = item.skip } }
+  if self.strategy == "keyset" then
+    out[2] = { kind = "keyset", conds = item.conds, level = item.level, skip = item.skip }
+    return out
+  end
+  local ranges, err = self:split(item, report, nil, nil, nil, nil)
+  if not ranges then return nil, err end
+  for _, r in ipairs(ranges) do out[#out + 1] = r end
+  return out
+end
+
+-- Range slices of item (non-blank key values in [lo, hi] with open ends flagged), cut at
+-- quantiles of the key values the truncated `report` returned.
+function Pager:split(item, report, lo, lo_open, hi, hi_open)
+  local key = self.keys[item.level]
+  local ki, kerr = self:page_key_index(report, key)
+  if not ki then return nil, kerr end
+  local values = {}
+  for row in report:rows() do
+    local v = key_value(row.data_cells[ki])
+    if v ~= nil then values[#values + 1] = v end
+  end
+  sort(values)
+  local total = report:total("RowCount")
+  local n = total and tonumber(total.value) or nil
+  local parts = max(2, n and ceil(n / M.SLICE_TARGET) or 2)
+  local cuts = {}
+  for i = 1, parts - 1 do
+    local v = values[floor(i * #values / parts) + 1]
+    if v ~= nil and (lo == nil or v > lo) and (hi == nil or v <= hi) and v ~= cuts[#cuts] then
+      cuts[#cuts + 1] = v
+    end
+  end
+  local base = item.conds
+  local function slice(a, a_open, b, b_open)
+    local conds = base
+    if a == nil then conds = with(conds, key, "notEqual", "")
+    else conds = with(conds, key, a_open and "greaterThan" or "greaterOrEqual", filter_value(a)) end
+    if b ~= nil then conds = with(conds, key, b_open and "lessThan" or "lessOrEqual", filter_value(b)) end
+    return { kind = "range", conds = conds, level = item.level, lo = a, lo_open = a_open, hi = b,
+      hi_open = b_open, skip = item.skip }
+  end
+  local out = {}
+  if #cuts == 0 then
+    -- every value seen is the lower bound (or none was seen): that value alone, then the rest
+    local v = values[1]
+    if v == nil then
+      return nil, errors.new("api", format("a truncated page returned no %s values to split on", key),
+        { report_id = self.id })
+    end
+    out[1] = { kind = "run", conds = with(base, key, "equals", filter_value(v)), level = item.level + 1,
+      skip = item.skip }
+    out[2] = slice(v, true, hi, hi_open)
+    return out
+  end
+  out[1] = slice(lo, lo_open, cuts[1], true)
+  for i = 2, #cuts do out[#out + 1] = slice(cuts[i - 1], false, cuts[i], true) end
+  out[#out + 1] = slice(cuts[#cuts], false, hi, hi_open)
+  return out
+end
+
+-- One keyset page of `item` (stays at the head of the work list until done).
+function Pager:keyset_step(item)
+  local key = self.keys[item.level]
+  local conds
+  if item.last == nil then
+    conds = with(item.conds, key, "notEqual", "")
+  else
+    conds = with(item.conds, key, item.inclusive and "greaterOrEqual" or "greaterThan", filter_value(item.last))
+  end
+  local report, err = self:run(conds, key)
+  if not report then return nil, err end
+  local ki, kerr = self:page_key_index(report, key)
+  if not ki then return nil, kerr end
+  -- check that the server's order agrees with its filter (else rows would be lost)
+  local first, last, prev
+  for row in report:rows() do
+    local v = key_value(row.data_cells[ki])
+    if v == nil or (item.last ~= nil and v < item.last) or (prev ~= nil and v < prev) then
+      return nil, errors.new("api", format("the rows of a page are not in %s order (value %s after %s); "
+        .. "this key cannot page the report: choose another with opts.key", key, tostring(v),
+        tostring(prev or item.last)), { report_id = self.id })
+    end
+    if first == nil then first = v end
+    prev, last = v, v
+  end
+  local skip = item.boundary
+  if report.all_data then
+    item.done = true
+    return self:make_page(report, { conds = conds, level = item.level }, skip), nil
+  end
+  if first == nil then
+    return nil, errors.new("api", "a truncated page returned no rows", { report_id = self.id })
+  end
+  if first == last then
+    -- one value fills the page: that value alone on the next key, then past it
+    item.last, item.inclusive, item.boundary = first, false, nil
+    return nil, nil, { kind = "run", conds = with(item.conds, key, "equals", filter_value(first)),
+      level = item.level + 1, skip = skip }
+  end
+  local page = self:make_page(report, { conds = conds, level = item.level }, skip)
+  -- the rows at the new boundary value come again on the next page: remember them
+  local boundary = { tuples = {}, n = 0 }
+  for _, row in ipairs(page.rows) do
+    if key_value(row.data_cells[ki]) == last then
+      local t = row_tuple(row)
+      boundary.tuples[t] = (boundary.tuples[t] or 0) + 1
+      boundary.n = boundary.n + 1
+    end
+  end
+  item.last, item.inclusive, item.boundary = last, true, boundary
+  return page
+end
+
+-- The next page of rows to emit, or nil when done (self.done) or on error (nil, err).
+function Pager:next_page()
+  local work = self.work
+  while #work > 0 do
+    local item = work[1]
+    if item.kind == "page" then
+      remove(work, 1)
+      return item.page
+    elseif item.kind == "keyset" then
+      local page, err, sub = self:keyset_step(item)
+      if err then return nil, err end
+      if item.done then remove(work, 1) end
+      if sub then insert(work, 1, sub) end
+      if page then return page end
+    else
+      -- "run" and "range" items at the head run together, up to `concurrency` of them
+      local batch = {}
+      for i = 1, #work do
+        local w = work[i]
+        if (w.kind ~= "run" and w.kind ~= "range") or #batch >= self.concurrency then break end
+        batch[#batch + 1] = w
+      end
+      local reports, err = self:run_batch(batch)
+      if not reports then return nil, err end
+      local replaced = {}
+      for i, w in ipairs(batch) do
+        local r = reports[i]
+        if r.all_data then
+          replaced[#replaced + 1] = { kind = "page", page = self:make_page(r, w, w.skip) }
+        else
+          local subs, serr
+          if w.kind == "range" then
+            self.stats.splits = self.stats.splits + 1
+            subs, serr = self:split(w, r, w.lo, w.lo_open, w.hi, w.hi_open)
+          else
+            subs, serr = self:expand(w, r)
+          end
+          if not subs then return nil, serr end
+          for _, s in ipairs(subs) do replaced[#replaced + 1] = s end
+        end
+      end
+      for _ = 1, #batch do remove(work, 1) end
+      for i = #replaced, 1, -1 do insert(work, 1, replaced[i]) end
+    end
+  end
+  self.done = true
+  return nil
+end
+
+---------------------------------------------------------------------------------------
+-- the paged report (what run_all returns)
+
+local Paged = {}
+Paged.__index = Paged
+M.Paged = Paged
+
+function Paged:columns() return self.report:columns() end
+function Paged:grouping_columns() return self.report:grouping_columns() end
+
+-- The next page { rows = {Row...}, report, conds, level }, or nil at the end / on error
+-- (then self.error is set and returned second).
+function Paged:next_page()
+  if self.error then return nil, self.error end
+  local pager = self._pager
+  if pager.done then return nil end
+  local page, err = pager:next_page()
+  if not page then
+    if err then
+      self.error = err
+      return nil, err
+    end
+    self.all_data = true
+    return nil
+  end
+  self.stats.pages = self.stats.pages + 1
+  for _, row in ipairs(page.rows) do
+    self.stats.rows = self.stats.rows + 1
+    row.index = self.stats.rows
+  end
+  return page
+end
+
+-- Iterator over every row; pages are fetched as the loop reaches them. On a failure the
+-- loop ends early and self.error holds the error (check it after the loop).
+function Paged:rows()
+  local page, i = nil, 0
+  return function()
+    while true do
+      if page then
+        i = i + 1
+        local row = page.rows[i]
+        if row then return row end
+      end
+      page, i = self:next_page(), 0
+      if not page then return nil end
+    end
+  end
+end
+
+-- Calls fn(rows, info) per page; true, or nil and the error.
+function Paged:each_page(fn)
+  while true do
+    local page, err = self:next_page()
+    if not page then
+      if err then return nil, err end
+      return true
+    end
+    fn(page.rows, { report = page.report, index = self.stats.pages, conds = page.conds })
+  end
+end
+
+-- Streams every row into a writer (sfreports.writers): fmt is a format name (a new
+-- writer on sink with wopts) or a writer made by writers.new (header not yet written).
+-- Returns what w:finish() returns (rows written), or nil and the error.
+function Paged:write(fmt, sink, wopts)
+  local w = fmt
+  if type(fmt) == "string" then w = require("sfreports.writers").new(fmt, sink, wopts) end
+  local ok, err = w:header(self)
+  if not ok then return nil, err end
+  for row in self:rows() do
+    ok, err = w:row(row)
+    if not ok then return nil, err end
+  end
+  if self.error then return nil, self.error end
+  return w:finish()
+end
+
+---------------------------------------------------------------------------------------
+-- entry point
+
+local function check_options(opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("sfreports: run_all expects an options table, got " .. type(opts), 3) end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then error(format("sfreports: unknown option '%s' for run_all", tostring(k)), 3) end
+    if want == "nil" then
+      error(format("sfreports: run_all orders rows by its paging key, so '%s' cannot apply; "
+        .. "choose the key with opts.key", k), 3)
+    end
+    if not want:find(type(v), 1, true) then
+      error(format("sfreports: option '%s' for run_all must be a %s, got %s", k, want, type(v)), 3)
+    end
+  end
+  if opts.details == false then error("sfreports: run_all returns detail rows; details = false cannot apply", 3) end
+  if opts.strategy ~= nil and opts.strategy ~= "keyset" and opts.strategy ~= "ranges" then
+    error("sfreports: run_all strategy must be \"keyset\" or \"ranges\"", 3)
+  end
+  local c = opts.concurrency
+  if c ~= nil and (c ~= floor(c) or c < 1) then
+    error("sfreports: run_all concurrency must be a positive integer", 3)
+  end
+  if type(opts.key) == "table" then
+    if #opts.key == 0 then error("sfreports: run_all key must name at least one column", 3) end
+    for _, k in ipairs(opts.key) do
+      if type(k) ~= "string" then error("sfreports: run_all key must be a column name or a list of them", 3) end
+    end
+  end
+  return opts
+end
+
+local function detail_columns(md, describe)
+  local cols = md.detailColumns
+  if type(cols) ~= "table" then
+    local saved = describe.reportMetadata
+    cols = type(saved) == "table" and saved.detailColumns or {}
+  end
+  local out = {}
+  for i, c in ipairs(cols) do out[i] = c end
+  return out
+end
+
+-- Runs the report with every row (see the header). Returns a Paged object (rows still to
+-- come unless the first run was complete, or on_page was given: then all pages were
+-- handed over already), or nil and an error.
+function M.run_all(client, report_id, opts)
+  opts = check_options(opts)
+  local describe, derr = client:describe(report_id, { cached = true })
+  if not describe then return nil, derr end
+  local prep = {}
+  for _, k in ipairs(filters.OPTIONS) do prep[k] = opts[k] end
+  local changes, perr = filters.prepare(prep, describe)
+  if not changes then return nil, perr end
+  local base = {}
+  for k, v in pairs(opts.metadata or {}) do base[k] = v end
+  for k, v in pairs(changes) do base[k] = v end
+  base.hasDetailRows = true
+
+  -- keys: the caller's, or the report's ordered columns (ranked after the first run)
+  local columns = detail_columns(base, describe)
+  local keys, explicit = {}, false
+  if type(opts.key) == "table" then
+    explicit = true
+    for i, k in ipairs(opts.key) do keys[i] = k end
+  elseif opts.key then
+    keys[1] = opts.key
+  end
+  for i, k in ipairs(keys) do
+    local why, c = unusable(describe, k)
+    if why then
+      return nil, errors.invalid(format("column %s cannot be a paging key: it %s", k, why),
+        { option = "key", column = k })
+    end
+    keys[i] = c.name
+  end
+  local added = {}
+  local function add_column(name)
+    if not index_of(columns, name) then
+      columns[#columns + 1] = name
+      added[#added + 1] = name
+    end
+  end
+  for _, k in ipairs(keys) do add_column(k) end
+  if #keys == 0 and #rank_keys(describe, columns, nil) == 0 then
+    local k = describe_key(describe)
+    if k then add_column(k) end
+  end
+  if #added > 0 then base.detailColumns = json.array(columns) end
+
+  local first, ferr = client:run_sync(report_id, { metadata = base })
+  if not first then return nil, ferr end
+  local format_name = first.format
+  local strategy = opts.strategy or (format_name == "TABULAR" and "keyset" or "ranges")
+  if strategy == "keyset" and format_name ~= "TABULAR" then
+    return nil, errors.invalid("keyset paging needs a TABULAR report (Salesforce orders summary rows by "
+      .. "group first); use strategy = \"ranges\"", { option = "strategy" })
+  end
+  local self = setmetatable({
+    report = first, all_data = false, error = nil, strategy = strategy, keys = keys,
+    added_columns = added, stats = { runs = 1, pages = 0, rows = 0, duplicates = 0, splits = 0 },
+  }, Paged)
+  local pager = setmetatable({
+    client = client, id = report_id, base = base, strategy = strategy, stats = self.stats,
+    concurrency = min(opts.concurrency or M.DEFAULT_CONCURRENCY, M.MAX_CONCURRENCY),
+    max_runs = opts.max_runs or M.DEFAULT_MAX_RUNS, work = {},
+  }, Pager)
+  self._pager = pager
+  if format_name == "MULTI_BLOCK" and not first.all_data then
+    return nil, errors.invalid("a joined (MULTI_BLOCK) report cannot be paged", { report_id = report_id })
+  end
+
+  if first.all_data then
+    pager.work[1] = { kind = "page", page = pager:make_page(first, { conds = {}, level = 1 }) }
+  else
+    if not explicit then
+      for _, k in ipairs(rank_keys(describe, detail_columns(base, describe), first)) do
+        if not index_of(keys, k) then keys[#keys + 1] = k end
+      end
+    end
+    if #keys == 0 then
+      return nil, limit_error("the report returns more than 2,000 rows and has no column to page on "
+        .. "(a filterable date, datetime, number, percent or currency column); add one with opts.key",
+        { report_id = report_id })
+    end
+    pager.keys = keys
+    local subs, err = pager:expand({ conds = {}, level = 1 }, first)
+    if not subs then return nil, err end
+    pager.work = subs
+  end
+  if opts.on_page then
+    local ok, err = self:each_page(opts.on_page)
+    if not ok then return nil, err end
+  end
+  return self
+end
+
+return M
