@@ -240,8 +240,12 @@ describe("sfreports.writers", function()
       local r = tabular({ { "A", "A" }, { "B", "B", "currency" }, { "C", "C" } },
         { { { value = null, label = "-" }, { value = { amount = null, currency = null }, label = "-" },
             { value = "x", label = "x" } } })
-      assert.are.equal("A,B,C\n,-,x\n", write("csv", r)) -- the amount is null, the value is not
+      -- a currency object with a null amount is null too, as report cells type it
+      assert.are.equal(null, r:rows()():value("B"))
+      assert.are.equal("A,B,C\n,,x\n", write("csv", r))
       assert.are.equal("A,B,C\n,,x\n", write("csv", r, { raw = true }))
+      assert.are.equal('{"A":null,"B":null,"C":"x"}\n', (write("jsonl", r)))
+      assert.are.equal('{"A":null,"B":null,"C":"x"}\n', (write("jsonl", r, { raw = true })))
     end)
 
     it("writes a null grouping value as an empty field", function()

@@ -45,8 +45,9 @@
 --               double (integers without a fraction, e.g. 350000000, 0.1, 16000.01);
 --               currency as its amount; booleans as true/false; dates as given; other
 --               objects as compact JSON. Groupings likewise from their values.
---   JSON null (cell or grouping value) is an empty field in both modes, whatever the label
---   ("-") says. A label that is absent or not a string falls back to the value.
+--   JSON null (a cell or grouping value, or the amount of a currency value; the report
+--   types all three as null) is an empty field in both modes, whatever the label ("-")
+--   says. A label that is absent or not a string falls back to the value.
 -- CSV follows RFC 4180: a field containing "," '"' CR or LF is quoted and '"' doubled;
 -- lines end with LF. Fields are UTF-8 as received; no BOM.
 -- TSV: fields are separated by TAB, lines end with LF; a field never contains a raw TAB,
@@ -58,8 +59,8 @@
 -- detail fields, keyed by column API name (the label when a column has no name; a key
 -- that repeats gets "_2", "_3", ... appended; MULTI_BLOCK rows start with "block").
 -- Label mode: labels as JSON strings. Raw mode: typed values (numbers as the shortest
--- round-trip decimal, booleans, currency amounts, strings). JSON null is null in both
--- modes. formula_guard does not apply to JSON.
+-- round-trip decimal, booleans, currency amounts, strings, other objects as JSON). A
+-- null (as in CSV) is null in both modes. formula_guard does not apply to JSON.
 local json = require "sfreports.json"
 
 local null = json.null
@@ -112,10 +113,15 @@ end
 writers.value_text = value_text
 
 -- Text of one cell or grouping ({ value, label }); second result as value_text.
+-- JSON null, or a currency object whose amount is null (typed as null by the report).
+local function is_null(v)
+  return v == null or (type(v) == "table" and v.amount == null)
+end
+
 local function field_text(c, raw)
   if c == nil then return "", false end
   local v = c.value
-  if v == null then return "", false end
+  if is_null(v) then return "", false end
   if not raw then
     local l = c.label
     if type(l) == "string" then return l, false end
@@ -189,7 +195,7 @@ end
 local function json_field(c, raw)
   if c == nil then return "null" end
   local v = c.value
-  if v == null then return "null" end
+  if is_null(v) then return "null" end
   if not raw then
     local l = c.label
     if type(l) == "string" then return json_string(l) end
@@ -235,7 +241,8 @@ local function column_list(list)
       local label = c.label
       if type(label) ~= "string" then label = c.name end
       out[i] = { name = type(c.name) == "string" and c.name or nil,
-                 label = type(label) == "string" and label or ("Column " .. i) }
+                 label = type(label) == "string" and label or ("Column " .. i),
+                 data_type = type(c.data_type) == "string" and c.data_type or nil }
     else
       out[i] = { label = "Column " .. i }
     end
@@ -298,7 +305,16 @@ local function escape_fields(buf, n, specials, escape, marks, stamp)
 end
 writers._escape_fields = escape_fields
 
-local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks)
+-- money[i]: column i is a currency column, whose value objects may hold a null amount.
+local function money_columns(columns)
+  local money = {}
+  for i = 1, #columns do money[i] = columns[i].data_type == "currency" end
+  return money
+end
+
+local function delimited_formatter(sep, escape, raw, guard, columns, gcols, blocks)
+  local ncols = #columns
+  local money = money_columns(columns)
   local ngroups = #gcols
   local buf = {}
   local prefixes = setmetatable({}, { __mode = "k" })
@@ -385,7 +401,9 @@ local function delimited_formatter(sep, escape, raw, guard, ncols, gcols, blocks
             local v = c.value
             if v ~= null then
               s = c.label
-              if type(s) == "string" then
+              if money[i] and type(v) == "table" and v.amount == null then
+                s = ""
+              elseif type(s) == "string" then
                 if guard then s = guarded(s) end
               elseif v == nil then
                 s = ""
@@ -450,6 +468,7 @@ local function json_formatter(raw, columns, gcols, blocks, array)
   local keys = json_keys(names)
   local koff = blocks and 1 or 0
   local ncols, ngroups = #columns, #gcols
+  local money = money_columns(columns)
   local gkeys, ckeys = {}, {}
   for i = 1, ngroups do gkeys[i] = keys[koff + i] end
   for i = 1, ncols do ckeys[i] = keys[koff + ngroups + i] end
@@ -526,7 +545,9 @@ local function json_formatter(raw, columns, gcols, blocks, array)
             if type(v) == "string" then enc, str = v, 1 elseif v ~= nil then enc = json_value(v) end
           else
             local l = c.label
-            if type(l) == "string" then
+            if money[i] and type(v) == "table" and v.amount == null then
+              enc = "null"
+            elseif type(l) == "string" then
               enc, str = l, 1
             elseif v ~= nil then
               enc = json_value(v)
@@ -616,7 +637,7 @@ function Writer:header(src)
     local sep, escape = ",", csv_escape
     if kind == "tsv" then sep, escape = "\t", tsv_escape end
     local headline
-    self.format_row, headline = delimited_formatter(sep, escape, self.raw, self.guard, #columns, gcols, blocks)
+    self.format_row, headline = delimited_formatter(sep, escape, self.raw, self.guard, columns, gcols, blocks)
     if self.header_line then
       local labels = {}
       if blocks then labels[1] = "Block" end
