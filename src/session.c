@@ -25,7 +25,8 @@ typedef struct {
     char *auth_header;     /* "Authorization: Bearer ..." (a secret: never printed) */
     char *user_agent;
     char *cafile, *capath, *proxy;
-    long timeout_ms, connect_timeout_ms, stall_s;
+    long timeout_ms, connect_timeout_ms;
+    double stall_s;        /* no byte in or out for this long: a `timeout` (0: off) */
     size_t max_response;
     int verify;
     long requests, connects;
@@ -39,7 +40,11 @@ struct sfr_request {
     sfr_request *prev, *next;
     char *body; size_t body_len, body_cap;
     char *head; size_t head_len, head_cap;
-    int in_multi, done, too_large, allow_empty;
+    int in_multi, done, too_large, allow_empty, stalled;
+    double last_io;        /* monotonic time of the last byte in or out */
+    curl_off_t io_total;   /* bytes up + down as of last_io */
+    double stall_s;        /* copied from the session: it outlives a detach */
+    size_t max_response;   /* likewise, for the error message */
     CURLcode result;
     long status;
     char errbuf[CURL_ERROR_SIZE];
@@ -66,6 +71,36 @@ static int sfr_buf_append(char **buf, size_t *len, size_t *cap, const char *data
     return 1;
 }
 
+static double sfr_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Progress callback: aborts a transfer that moved no byte for stall_s seconds. curl's own
+ * low-speed check averages over a window of several seconds, so after a first burst
+ * of data it notices a stall only ~5 s late; this one is exact to a poll turn. */
+static int sfr_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                           curl_off_t ultotal, curl_off_t ulnow)
+{
+    sfr_request *r = ud;
+    double now = sfr_now();
+    curl_off_t total = dlnow + ulnow;
+    (void)dltotal;
+    (void)ultotal;
+    if (total != r->io_total) {
+        r->io_total = total;
+        r->last_io = now;
+        return 0;
+    }
+    if (r->stall_s > 0 && now - r->last_io >= r->stall_s) {
+        r->stalled = 1;
+        return 1; /* CURLE_ABORTED_BY_CALLBACK */
+    }
+    return 0;
+}
+
 static size_t sfr_on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     sfr_request *r = ud;
@@ -82,6 +117,7 @@ static size_t sfr_on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     sfr_request *r = ud;
     size_t n = size * nmemb;
+    r->last_io = sfr_now();
     if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
         r->head_len = 0; /* a new response (after 100-continue or a redirect) */
     if (r->head_len + n > 256 * 1024)
@@ -253,7 +289,7 @@ static int sfr_session_new(lua_State *L)
     s->proxy = sfr_strdup_opt(L, 1, "proxy", NULL);
     s->timeout_ms = (long)(sfr_num_opt(L, 1, "timeout", 150) * 1000);
     s->connect_timeout_ms = (long)(sfr_num_opt(L, 1, "connect_timeout", 10) * 1000);
-    s->stall_s = (long)sfr_num_opt(L, 1, "stall_timeout", 130);
+    s->stall_s = sfr_num_opt(L, 1, "stall_timeout", 130);
     s->max_response = (size_t)sfr_num_opt(L, 1, "max_response", 256.0 * 1024 * 1024);
     lua_getfield(L, 1, "verify");
     s->verify = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
@@ -350,6 +386,7 @@ static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *
         curl_easy_setopt(r->easy, CURLOPT_URL, lua_tostring(L, -1)); /* curl copies */
         lua_pop(L, 1);
     }
+    r->max_response = s->max_response;
     curl_easy_setopt(r->easy, CURLOPT_PRIVATE, (void *)r);
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, sfr_on_body);
     curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, (void *)r);
@@ -362,8 +399,18 @@ static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, s->timeout_ms);
     curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
     if (s->stall_s > 0) {
+        /* the exact check is sfr_on_progress; curl's coarse one (whole seconds, rounded
+         * up) stays as a backstop and keeps curl waking up while nothing arrives */
+        long coarse = (long)s->stall_s;
+        if ((double)coarse < s->stall_s)
+            coarse++;
+        r->stall_s = s->stall_s;
+        r->last_io = sfr_now();
         curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, s->stall_s);
+        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, coarse);
+        curl_easy_setopt(r->easy, CURLOPT_XFERINFOFUNCTION, sfr_on_progress);
+        curl_easy_setopt(r->easy, CURLOPT_XFERINFODATA, (void *)r);
+        curl_easy_setopt(r->easy, CURLOPT_NOPROGRESS, 0L);
     }
     curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, s->verify ? 1L : 0L);
     curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L);
@@ -575,6 +622,8 @@ static const char *sfr_curl_kind(const sfr_request *r, int *retryable, int *sent
 {
     *retryable = 1;
     *sent = 1;
+    if (r->result == CURLE_ABORTED_BY_CALLBACK && r->stalled)
+        return "timeout";
     switch (r->result) {
     case CURLE_OPERATION_TIMEDOUT:
         return "timeout";
@@ -620,8 +669,10 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         const char *kind = sfr_curl_kind(r, &retryable, &sent);
         lua_pushnil(L);
         if (r->too_large)
-            lua_pushfstring(L, "response larger than max_response (%d bytes); raise max_response to accept it",
-                            (int)(r->session ? r->session->max_response : r->body_len));
+            lua_pushfstring(L, "response larger than max_response (%f bytes); raise max_response to accept it",
+                            (lua_Number)r->max_response);
+        else if (r->stalled)
+            lua_pushfstring(L, "no data received for %f seconds (stall_timeout)", r->stall_s);
         else
             lua_pushfstring(L, "%s: %s", curl_easy_strerror(r->result),
                             r->errbuf[0] ? r->errbuf : "no detail");
