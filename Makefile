@@ -87,6 +87,12 @@ memcheck: deps
 	@$(MAKE) --no-print-directory all
 	$(SPEC_PATHS) SFREPORTS_UNDER_VALGRIND=1 $(VALGRIND) $(BUSTED) --cpath='$(BUILD)/?.so' spec
 
+# The benchmark suite (bench/run.sh; not part of `make test`): sfreports against the floor
+# (curl + cjson.decode) and jsforce (installed into .cache/bench from npm), ~5 minutes.
+# BENCH_ARGS=--quick for a short smoke run. Tables: .cache/bench/results.md.
+bench: deps
+	@bash bench/run.sh $(BENCH_ARGS)
+
 lint:
 	luacheck lua spec bin examples bench fakeorg
 

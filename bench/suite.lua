@@ -1,0 +1,478 @@
+-- bench/suite.lua: the benchmark suite (run by `make bench` through bench/run.sh, which
+-- builds both runtimes and installs jsforce first). Every contender runs as its own
+-- process against the fake org (a real nginx server on loopback), interleaved
+-- (A B C A B C ...) after one warm-up run of each, and the suite prints medians and the
+-- ratios between contenders as Markdown tables, then the targets and whether each is met.
+--
+--   lua5.4 bench/suite.lua [--reps N] [--quick] [--only sync,many,keepalive,paging]
+--                          [--delay D] [--markdown FILE]
+--
+-- What is measured, per run:
+--   wall = elapsed time of the process, cpu = user + system time of the process and every
+--   child it waited for (bash's `time`, millisecond resolution; it includes the GNU time
+--   wrapper, about 1 ms); rss = its peak resident set (GNU time %M, "max RSS").
+--   The floor is a pipeline (bench/floor.sh): wall and cpu are the whole pipeline's (bash
+--   included), rss is the SUM of the peaks of curl and of lua5.4, each taken by its own
+--   GNU time (on a pipeline, max RSS is the largest single process, not the sum).
+--   Many: wall is the contender's own clock around the runs (process start-up excluded),
+--   polls per instance come from the fake org (GET /__fake/stats instance_polls).
+--   Keep-alive: the server counts the connections each contender opened.
+local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+package.path = here .. "/../spec/support/?.lua;" .. package.path
+
+local fakeorg = require "fakeorg"
+
+local format, concat, sort = string.format, table.concat, table.sort
+local q = fakeorg.shell_quote
+
+-- absolute, so that the contenders find their files whatever their working directory
+local function absolute(dir)
+  local p = assert(io.popen("cd " .. q(dir) .. " && pwd"))
+  local d = p:read("*l")
+  p:close()
+  return assert(d, "bench: no such directory " .. dir)
+end
+here = absolute(here)
+local ROOT = absolute(here .. "/..")
+
+---------------------------------------------------------------------------------------
+-- options
+
+local OPT = {
+  reps = 11,          -- measured runs per contender, Sync
+  ka_reps = 5,        -- Keep-alive
+  many_reps = 3,      -- Many
+  paging_reps = 3,    -- Paging
+  delay = 1,          -- Many: server-side async delay D (seconds)
+  many = 100,         -- Many: asynchronous runs
+  requests = 1000,    -- Keep-alive: sequential requests
+  poll_ms = 500,      -- Many: the jsforce contender's polling interval
+  only = nil, markdown = nil,
+}
+
+do
+  local i = 1
+  while arg[i] do
+    local a = arg[i]
+    if a == "--quick" then
+      OPT.reps, OPT.ka_reps, OPT.many_reps, OPT.paging_reps, OPT.requests = 3, 1, 1, 1, 200
+    elseif a == "--only" then
+      i = i + 1
+      OPT.only = {}
+      for s in arg[i]:gmatch("[^,]+") do OPT.only[s] = true end
+    elseif a == "--reps" or a == "--delay" or a == "--markdown" then
+      i = i + 1
+      local v = arg[i] or error("bench: " .. a .. " needs a value", 0)
+      if a == "--markdown" then OPT.markdown = v else OPT[a:sub(3)] = assert(tonumber(v), a) end
+    else
+      error("bench: unknown argument " .. a .. " (see the header of bench/suite.lua)", 0)
+    end
+    i = i + 1
+  end
+end
+
+local function wanted(s) return OPT.only == nil or OPT.only[s] end
+
+---------------------------------------------------------------------------------------
+-- output: printed, and kept for --markdown
+
+local lines = {}
+local function out(s)
+  s = s or ""
+  print(s)
+  io.stdout:flush()
+  lines[#lines + 1] = s
+end
+
+local function table_md(head, rows)
+  out("| " .. concat(head, " | ") .. " |")
+  local sep = {}
+  for i = 1, #head do sep[i] = i == 1 and "---" or "---:" end
+  out("|" .. concat(sep, "|") .. "|")
+  for _, r in ipairs(rows) do out("| " .. concat(r, " | ") .. " |") end
+  out()
+end
+
+---------------------------------------------------------------------------------------
+-- processes
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local s = p:read("*a")
+  local ok, _, code = p:close()
+  return s, ok == true or code == 0
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function median(t)
+  local s = {}
+  for i = 1, #t do s[i] = t[i] end
+  sort(s)
+  local n = #s
+  if n == 0 then return 0 / 0 end
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+local ORG, TMP, ENVFILE
+
+-- Runs `cmd` (a shell command line) with the bench environment (org URL and token from a
+-- file, never on a command line). Wall and CPU time come from bash's `time` (millisecond
+-- resolution; CPU = user + system of every process the command waited for), the peak RSS
+-- from GNU time's %M (KB). Returns { wall, cpu, rss_kb, code, fields = { key = value
+-- from "bench key value" lines on stderr }, stderr }. Raises unless the exit status is 0
+-- or in allowed_codes.
+local function measure(cmd, allowed_codes)
+  local tfile, rfile, efile = TMP .. "/time.out", TMP .. "/rss.out", TMP .. "/stderr.out"
+  os.remove(tfile); os.remove(rfile)
+  local inner = format("TIMEFORMAT='%%3R %%3U %%3S'; { time /usr/bin/time -f %%M -o %s %s >/dev/null 2>%s; } 2>%s",
+    q(rfile), cmd, q(efile), q(tfile))
+  local ok, _, code = os.execute(format("set -a; . %s; set +a; exec bash -c %s", q(ENVFILE), q(inner)))
+  local status = (ok == true or ok == 0) and 0 or code
+  local err = read_file(efile) or ""
+  local e, u, s = (read_file(tfile) or ""):match("([%d.]+) ([%d.]+) ([%d.]+)")
+  local m = (read_file(rfile) or ""):match("(%d+)%s*$")
+  if not (e and m) or not (status == 0 or (allowed_codes and allowed_codes[status])) then
+    error(format("bench: command failed (status %s): %s\n%s", tostring(status), cmd, err), 0)
+  end
+  local fields = {}
+  for k, v in err:gmatch("bench (%S+) (%S+)") do fields[k] = tonumber(v) or v end
+  return { wall = tonumber(e), cpu = tonumber(u) + tonumber(s), rss_kb = tonumber(m),
+           code = status, fields = fields, stderr = err }
+end
+
+-- Peak RSS (KB) recorded by one side of the floor pipeline.
+local function side_rss(path)
+  local m = (read_file(path) or ""):match("(%d+)%s*$")
+  return assert(tonumber(m), "bench: no RSS record in " .. path)
+end
+
+-- Runs each contender once (warm-up), then `reps` rounds of all of them in turn.
+-- A contender: { name =, run = function() -> sample }; samples land in c.samples.
+local function interleave(contenders, reps)
+  for _, c in ipairs(contenders) do c.samples = {}; c.run() end
+  for _ = 1, reps do
+    for _, c in ipairs(contenders) do c.samples[#c.samples + 1] = c.run() end
+  end
+  for _, c in ipairs(contenders) do
+    local med = {}
+    for _, k in ipairs({ "wall", "cpu", "rss_kb", "run_wall", "polls_mean", "polls_max",
+                         "connections", "requests" }) do
+      local col = {}
+      for _, smp in ipairs(c.samples) do
+        if smp[k] then col[#col + 1] = smp[k] end
+      end
+      med[k] = #col > 0 and median(col) or nil
+    end
+    c.med = med
+  end
+end
+
+local function mb(kb) return format("%.1f", kb / 1024) end
+local function ms(s) return format("%.0f", s * 1000) end
+local function x(r) return r and r == r and format("%.2f×", r) or "–" end
+
+---------------------------------------------------------------------------------------
+-- the environment
+
+local RESULTS = {}   -- target checks: { scenario, target, measured, met }
+local function check(scenario, target, value, limit, fmt)
+  local met = value <= limit
+  RESULTS[#RESULTS + 1] = { scenario, target, format(fmt or "%.2f×", value), met and "met" or "**missed**" }
+  return met
+end
+
+local function machine()
+  local cpu = sh("grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'"):gsub("%s+$", "")
+  local cores = sh("nproc"):gsub("%s+$", "")
+  local mem = sh("awk '/MemTotal/ {printf \"%.0f GB\", $2/1048576}' /proc/meminfo")
+  local kernel = sh("uname -sr"):gsub("%s+$", "")
+  local function first(cmd) return (sh(cmd .. " 2>&1"):match("[^\n]*")) end
+  local js = read_file(ROOT .. "/.cache/bench/node_modules/jsforce/package.json") or ""
+  return {
+    format("- machine: %s, %s cores, %s RAM, %s", cpu, cores, mem, kernel),
+    format("- date: %s", os.date("!%Y-%m-%d %H:%M UTC")),
+    format("- runtimes: %s; %s; node %s; jsforce %s", first("lua5.4 -v"):match("^Lua %S+"),
+      first("luajit -v"):match("^LuaJIT %S+"),
+      first("node --version"), js:match('"version"%s*:%s*"([^"]+)"') or "?"),
+    format("- %s; fake org: nginx %s, 2 workers, loopback HTTP/1.1, gzip",
+      first("curl --version"):match("^curl %S+ %S+ %S+"), (first("nginx -v"):match("nginx/(%S+)") or "?")),
+  }
+end
+
+local function setup()
+  ORG = fakeorg.start({})
+  TMP = ORG.dir
+  ENVFILE = TMP .. "/bench.env"
+  local f = assert(io.open(ENVFILE, "w"))
+  -- every request stays on loopback: no proxy may take it elsewhere
+  f:write("unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy\n")
+  f:write("NO_PROXY=127.0.0.1,localhost\n")
+  f:write("SF_INSTANCE_URL=", q(ORG.url), "\n")
+  f:write("SF_ACCESS_TOKEN=", q(ORG.token), "\n")
+  f:write("BENCH_NODE_MODULES=", q(ROOT .. "/.cache/bench/node_modules"), "\n")
+  f:close()
+  local c = assert(io.open(TMP .. "/curl.cfg", "w"))
+  c:write(format('header = "Authorization: Bearer %s"\n', ORG.token))
+  c:close()
+end
+
+local function api(path) return ORG:api("60.0") .. "/" .. path end
+
+---------------------------------------------------------------------------------------
+-- Sync CSV
+
+local function sync_scenario(key, label)
+  local rep = fakeorg.reports[key]
+  local id = rep.id
+  local url = api("reports/" .. id .. "?includeDetails=true")
+  local lua, jit = "lua5.4 " .. q(here .. "/sync_lua.lua"), "luajit " .. q(here .. "/sync_lua.lua")
+
+  -- the same work for everyone: sfreports' CSV and jsforce's CSV must be identical
+  local a, b = TMP .. "/sfreports.csv", TMP .. "/jsforce.csv"
+  measure(q(ROOT .. "/bin/sfreports") .. " run " .. id .. " --format csv -o " .. q(a))
+  measure("node " .. q(here .. "/jsforce_sync.js") .. " " .. id .. " " .. q(b))
+  local sa, sb = read_file(a), read_file(b)
+  local same = sa == sb
+  os.remove(a); os.remove(b)
+
+  local contenders = {
+    { name = "floor: curl piped into cjson.decode", key = "floor", run = function()
+        local m = measure(q(here .. "/floor.sh") .. " " .. q(url) .. " " .. q(TMP .. "/curl.cfg") .. " " .. q(TMP))
+        m.rss_kb = side_rss(TMP .. "/floor.curl") + side_rss(TMP .. "/floor.lua")
+        return m
+      end },
+    { name = "sfreports CLI (lua5.4)", key = "cli", run = function()
+        return measure(q(ROOT .. "/bin/sfreports") .. " run " .. id .. " --format csv -o /dev/null")
+      end },
+    { name = "sfreports in-process, lua5.4", key = "lua", run = function() return measure(lua .. " " .. id) end },
+    { name = "sfreports in-process, LuaJIT", key = "jit", run = function() return measure(jit .. " " .. id) end },
+    { name = "jsforce " .. "(node)", key = "jsforce", run = function()
+        return measure("node " .. q(here .. "/jsforce_sync.js") .. " " .. id .. " /dev/null")
+      end },
+  }
+  interleave(contenders, OPT.reps)
+  local by = {}
+  for _, c in ipairs(contenders) do by[c.key] = c.med end
+  local body = sh(format("curl -sS -K %s %s | wc -c", q(TMP .. "/curl.cfg"), q(url)))
+  local gz = sh(format("curl -sS -K %s -H 'Accept-Encoding: gzip' %s | wc -c", q(TMP .. "/curl.cfg"), q(url)))
+  out(format("### Sync CSV: %s: %d rows; %.2f MB of JSON (%.2f MB gzipped); CSV %.2f MB",
+    label, rep.rows, tonumber(body) / 1048576, tonumber(gz) / 1048576, #(sa or "") / 1048576))
+  out()
+  out(format("Medians of %d interleaved runs after a warm-up. CSV of sfreports and of jsforce %s.",
+    OPT.reps, same and "byte-identical" or "DIFFER (check bench/jsforce_sync.js)"))
+  out()
+  local rows = {}
+  for _, c in ipairs(contenders) do
+    local m = c.med
+    rows[#rows + 1] = { c.name, ms(m.wall), ms(m.cpu), mb(m.rss_kb),
+      x(m.wall / by.floor.wall), x(m.wall / by.jsforce.wall), x(m.rss_kb / by.jsforce.rss_kb) }
+  end
+  table_md({ "contender", "wall ms", "cpu ms", "peak RSS MB", "wall / floor", "wall / jsforce", "RSS / jsforce" }, rows)
+  for _, k in ipairs({ "cli", "lua", "jit" }) do
+    local m, name = by[k], nil
+    for _, c in ipairs(contenders) do if c.key == k then name = c.name end end
+    check("Sync " .. label, name .. ": wall ≤ 0.5× jsforce", m.wall / by.jsforce.wall, 0.5)
+    check("Sync " .. label, name .. ": wall ≤ 1.3× floor", m.wall / by.floor.wall, 1.3)
+    check("Sync " .. label, name .. ": peak RSS ≤ 0.5× jsforce", m.rss_kb / by.jsforce.rss_kb, 0.5)
+  end
+end
+
+---------------------------------------------------------------------------------------
+-- Many: N asynchronous runs with a server-side delay D
+
+local function org_counts()
+  local st = ORG:stats()
+  local n, sum, most = 0, 0, 0
+  for _, p in pairs(st.instance_polls or {}) do
+    n, sum = n + 1, sum + p
+    if p > most then most = p end
+  end
+  return { instances = n, polls_mean = n > 0 and sum / n or 0, polls_max = most,
+           connections = st.connections, requests = st.requests }
+end
+
+local function many_scenario()
+  local rep = fakeorg.reports.tabular_small
+  local D, N = OPT.delay, OPT.many
+  local function prepared(cmd)
+    return function()
+      ORG:reset()
+      ORG:control("config", { async_delay = D })
+      local m = measure(cmd)
+      local c = org_counts()
+      assert(m.fields.failed == 0, "bench: a run failed: " .. m.stderr)
+      assert(c.instances == N, "bench: expected " .. N .. " instances, the org saw " .. c.instances)
+      m.run_wall = m.fields.run_wall
+      for k, v in pairs(c) do m[k] = v end
+      return m
+    end
+  end
+  local contenders = {
+    { name = "sfreports run_many, lua5.4", key = "lua",
+      run = prepared("lua5.4 " .. q(here .. "/many_lua.lua") .. " " .. rep.id .. " " .. N) },
+    { name = "sfreports run_many, LuaJIT", key = "jit",
+      run = prepared("luajit " .. q(here .. "/many_lua.lua") .. " " .. rep.id .. " " .. N) },
+    { name = format("jsforce Promise.all + poll every %d ms", OPT.poll_ms), key = "jsforce",
+      run = prepared("node " .. q(here .. "/jsforce_many.js") .. " " .. rep.id .. " " .. N .. " " .. OPT.poll_ms) },
+  }
+  interleave(contenders, OPT.many_reps)
+  ORG:reset()
+  out(format("### Many: %d asynchronous runs, server-side delay D = %g s", N, D))
+  out()
+  out(format("Medians of %d interleaved runs after a warm-up. wall: the contender's own clock around the %d runs;"
+    .. " polls: status requests per instance counted by the fake org; connections: TCP connections it saw.",
+    OPT.many_reps, N))
+  out()
+  local rows = {}
+  for _, c in ipairs(contenders) do
+    local m = c.med
+    rows[#rows + 1] = { c.name, format("%.3f", m.run_wall), x(m.run_wall / D), format("%.1f", m.polls_mean),
+      format("%d", m.polls_max), format("%d", m.requests), format("%d", m.connections), ms(m.cpu), mb(m.rss_kb) }
+  end
+  table_md({ "contender", "wall s", "wall / D", "polls / instance", "max polls", "requests", "connections",
+             "cpu ms", "peak RSS MB" }, rows)
+  for _, c in ipairs(contenders) do
+    if c.key ~= "jsforce" then
+      check("Many", c.name .. ": wall ≤ 1.3× D", c.med.run_wall / D, 1.3)
+    end
+  end
+end
+
+---------------------------------------------------------------------------------------
+-- Keep-alive: N sequential small requests over one connection
+
+local function keepalive_scenario()
+  local N = OPT.requests
+  local id = fakeorg.reports.tabular_small.id
+  local kinds = {
+    { label = "describe", path = "reports/" .. id .. "/describe", arg = "describe" },
+    { label = "list reports", path = "reports", arg = "list" },
+  }
+  for _, kind in ipairs(kinds) do
+    local cfg = TMP .. "/keepalive-" .. kind.arg .. ".cfg"
+    local f = assert(io.open(cfg, "w"))
+    f:write(read_file(TMP .. "/curl.cfg"), "compressed\nsilent\nshow-error\n")
+    local url = api(kind.path)
+    for _ = 1, N do f:write(format('url = "%s"\noutput = "/dev/null"\n', url)) end
+    f:close()
+    local size = sh(format("curl -s -K %s %s | wc -c", q(TMP .. "/curl.cfg"), q(url)))
+    local function counted(cmd)
+      return function()
+        ORG:reset()
+        local m = measure(cmd)
+        local c = org_counts()
+        assert(c.requests == N, format("bench: expected %d requests, the org saw %d", N, c.requests))
+        m.connections, m.requests = c.connections, c.requests
+        return m
+      end
+    end
+    local ka = q(here .. "/keepalive_lua.lua")
+    local contenders = {
+      { name = "curl, one process, " .. N .. " URLs", key = "curl", run = counted("curl -K " .. q(cfg)) },
+      { name = "sfreports, lua5.4", key = "lua", run = counted(format("lua5.4 %s %s %d %s", ka, id, N, kind.arg)) },
+      { name = "sfreports, LuaJIT", key = "jit", run = counted(format("luajit %s %s %d %s", ka, id, N, kind.arg)) },
+    }
+    interleave(contenders, OPT.ka_reps)
+    out(format("### Keep-alive: %d sequential %s requests (%.1f KB of JSON each)",
+      N, kind.label, tonumber(size) / 1024))
+    out()
+    out(format("Medians of %d interleaved runs after a warm-up; wall and cpu of the whole process."
+      .. " sfreports decodes every answer, curl writes it to /dev/null.", OPT.ka_reps))
+    out()
+    local curl = contenders[1].med
+    local rows = {}
+    for _, c in ipairs(contenders) do
+      local m = c.med
+      rows[#rows + 1] = { c.name, format("%.3f", m.wall), format("%.3f", m.wall / N * 1000),
+        ms(m.cpu), format("%d", m.connections), x(m.wall / curl.wall) }
+    end
+    table_md({ "contender", "wall s", "ms / request", "cpu ms", "connections", "wall / curl" }, rows)
+    for _, c in ipairs(contenders) do
+      if c.key ~= "curl" then
+        check("Keep-alive " .. kind.label, c.name .. ": wall ≤ 1.2× curl", c.med.wall / curl.wall, 1.2)
+      end
+    end
+  end
+end
+
+---------------------------------------------------------------------------------------
+-- Paging: the 20,000-row report through --all
+
+local function paging_scenario()
+  local rep = fakeorg.reports.tabular_20k
+  local cli = q(ROOT .. "/bin/sfreports")
+  local probe = measure(cli .. " run " .. rep.id .. " --all -o /dev/null", { [1] = true, [2] = true })
+  if probe.code ~= 0 then
+    out("### Paging: the 20,000-row report through `--all`")
+    out()
+    out("Not measured: `sfreports run --all` is not available yet (" ..
+      (probe.stderr:match("[^\n]+") or "exit " .. probe.code) .. ").")
+    out()
+    RESULTS[#RESULTS + 1] = { "Paging", "peak RSS bounded by one page", "not measured", "–" }
+    return
+  end
+  local contenders = {
+    { name = "CLI, one page (2,000 rows, truncated)", key = "page", run = function()
+        return measure(cli .. " run " .. rep.id .. " -o /dev/null", { [3] = true })
+      end },
+    { name = "CLI --all (" .. rep.rows .. " rows)", key = "all", run = function()
+        return measure(cli .. " run " .. rep.id .. " --all -o /dev/null")
+      end },
+  }
+  interleave(contenders, OPT.paging_reps)
+  out(format("### Paging: the %d-row report through `--all` (CSV to /dev/null, lua5.4)", rep.rows))
+  out()
+  out(format("Medians of %d interleaved runs after a warm-up.", OPT.paging_reps))
+  out()
+  local page = contenders[1].med
+  local rows = {}
+  for _, c in ipairs(contenders) do
+    local m = c.med
+    local n = c.key == "all" and rep.rows or 2000
+    rows[#rows + 1] = { c.name, format("%.2f", m.wall), format("%.0f", n / m.wall), ms(m.cpu), mb(m.rss_kb),
+      x(m.rss_kb / page.rss_kb) }
+  end
+  table_md({ "contender", "wall s", "rows / s", "cpu ms", "peak RSS MB", "RSS / one page" }, rows)
+  -- "bounded by one page": a report 10x the page may not cost more than a quarter more memory
+  check("Paging", "peak RSS with --all ≤ 1.25× one page (report = 10 pages)",
+    contenders[2].med.rss_kb / page.rss_kb, 1.25)
+end
+
+---------------------------------------------------------------------------------------
+
+local function main()
+  setup()
+  local ok, err = pcall(function()
+    out("## sfreports benchmarks")
+    out()
+    for _, l in ipairs(machine()) do out(l) end
+    out()
+    if wanted("sync") then
+      sync_scenario("tabular_wide", "tabular 2,000 × 25")
+      sync_scenario("summary_3", "summary, 3 levels")
+    end
+    if wanted("many") then many_scenario() end
+    if wanted("keepalive") then keepalive_scenario() end
+    if wanted("paging") then paging_scenario() end
+    out("### Targets")
+    out()
+    table_md({ "scenario", "target", "measured", "" }, RESULTS)
+  end)
+  ORG:stop()
+  if not ok then error(err, 0) end
+  if OPT.markdown then
+    local f = assert(io.open(OPT.markdown, "w"))
+    f:write(concat(lines, "\n"), "\n")
+    f:close()
+  end
+end
+
+main()
