@@ -322,21 +322,47 @@ function Pager:page_key_index(report, name)
   return ki
 end
 
--- Turns a page report into a page { rows, report, info } (rows filtered by `skip`).
-function Pager:make_page(report, item, skip)
+-- Drops row from a skip multiset (rows emitted already); true when it was there.
+local function take(skip, row)
+  if not skip or skip.n == 0 then return false end
+  local t = row_tuple(row)
+  local c = skip.tuples[t]
+  if c and c > 0 then
+    skip.tuples[t] = c - 1
+    skip.n = skip.n - 1
+    return true
+  end
+  return false
+end
+
+local function taken(skips, row)
+  if skips then
+    for i = 1, #skips do
+      if take(skips[i], row) then return true end
+    end
+  end
+  return false
+end
+
+-- Adds multiset m to a list of skips (a new list: items share their parents' lists).
+local function plus(skips, m)
+  local out = {}
+  for i, s in ipairs(skips or {}) do out[i] = s end
+  if m and m.n > 0 then out[#out + 1] = m end
+  return out
+end
+
+-- Turns a page report into a page { rows, report, conds, level }, without the rows held
+-- by the skip multisets: `skips` inherited from split keyset boundaries, `boundary` the
+-- keyset item's own.
+function Pager:make_page(report, item, skips, boundary)
   local rows = {}
   for row in report:rows() do
-    if skip and skip.n > 0 then
-      local t = row_tuple(row)
-      local c = skip.tuples[t]
-      if c and c > 0 then
-        skip.tuples[t] = c - 1
-        skip.n = skip.n - 1
-        self.stats.duplicates = self.stats.duplicates + 1
-        row = nil
-      end
+    if taken(skips, row) or take(boundary, row) then
+      self.stats.duplicates = self.stats.duplicates + 1
+    else
+      rows[#rows + 1] = row
     end
-    if row then rows[#rows + 1] = row end
   end
   return { rows = rows, report = report, conds = item.conds, level = item.level }
 end
@@ -361,9 +387,9 @@ function Pager:expand(item, report)
   end
   self.stats.splits = self.stats.splits + 1
   local out = { { kind = "run", conds = with(item.conds, key, "equals", ""), level = item.level + 1,
-    skip = item.skip } }
+    skips = item.skips } }
   if self.strategy == "keyset" then
-    out[2] = { kind = "keyset", conds = item.conds, level = item.level, skip = item.skip }
+    out[2] = { kind = "keyset", conds = item.conds, level = item.level, skips = item.skips }
     return out
   end
   local ranges, err = self:split(item, report, nil, nil, nil, nil)
@@ -401,7 +427,7 @@ function Pager:split(item, report, lo, lo_open, hi, hi_open)
     else conds = with(conds, key, a_open and "greaterThan" or "greaterOrEqual", filter_value(a)) end
     if b ~= nil then conds = with(conds, key, b_open and "lessThan" or "lessOrEqual", filter_value(b)) end
     return { kind = "range", conds = conds, level = item.level, lo = a, lo_open = a_open, hi = b,
-      hi_open = b_open, skip = item.skip }
+      hi_open = b_open, skips = item.skips }
   end
   local out = {}
   if #cuts == 0 then
@@ -412,7 +438,7 @@ function Pager:split(item, report, lo, lo_open, hi, hi_open)
         { report_id = self.id })
     end
     out[1] = { kind = "run", conds = with(base, key, "equals", filter_value(v)), level = item.level + 1,
-      skip = item.skip }
+      skips = item.skips }
     out[2] = slice(v, true, hi, hi_open)
     return out
   end
@@ -447,24 +473,27 @@ function Pager:keyset_step(item)
     if first == nil then first = v end
     prev, last = v, v
   end
-  local skip = item.boundary
   if report.all_data then
     item.done = true
-    return self:make_page(report, { conds = conds, level = item.level }, skip), nil
+    return self:make_page(report, { conds = conds, level = item.level }, item.skips, item.boundary), nil
   end
   if first == nil then
     return nil, errors.new("api", "a truncated page returned no rows", { report_id = self.id })
   end
   if first == last then
-    -- one value fills the page: that value alone on the next key, then past it
+    -- One value fills the page: that value alone on the next key, then past it. Rows of
+    -- that value emitted already are in the boundary (or in skips from levels above).
+    local skips = plus(item.skips, item.boundary)
     item.last, item.inclusive, item.boundary = first, false, nil
     return nil, nil, { kind = "run", conds = with(item.conds, key, "equals", filter_value(first)),
-      level = item.level + 1, skip = skip }
+      level = item.level + 1, skips = skips }
   end
-  local page = self:make_page(report, { conds = conds, level = item.level }, skip)
-  -- the rows at the new boundary value come again on the next page: remember them
+  local page = self:make_page(report, { conds = conds, level = item.level }, item.skips, item.boundary)
+  -- The rows at the new boundary value come again on the next page. All of them have
+  -- been emitted by now (here, or earlier when they were dropped here as duplicates), so
+  -- the boundary is every row of the page at that value, not only the ones emitted here.
   local boundary = { tuples = {}, n = 0 }
-  for _, row in ipairs(page.rows) do
+  for row in report:rows() do
     if key_value(row.data_cells[ki]) == last then
       local t = row_tuple(row)
       boundary.tuples[t] = (boundary.tuples[t] or 0) + 1
@@ -503,7 +532,7 @@ function Pager:next_page()
       for i, w in ipairs(batch) do
         local r = reports[i]
         if r.all_data then
-          replaced[#replaced + 1] = { kind = "page", page = self:make_page(r, w, w.skip) }
+          replaced[#replaced + 1] = { kind = "page", page = self:make_page(r, w, w.skips) }
         else
           local subs, serr
           if w.kind == "range" then
