@@ -69,6 +69,54 @@ local function dump(v, skip, out, seen)
   return table.concat(out, "\n")
 end
 
+-- nginx config for the OpenResty case: /renew makes a client (its first token comes over
+-- a cosocket), expires every token of the fake org, then runs the same report in several
+-- light threads at once and answers with what happened.
+local NGINX_CONF = [==[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon on;
+pid {{PREFIX}}/nginx.pid;
+error_log {{PREFIX}}/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log {{PREFIX}}/access.log;
+    client_body_temp_path {{PREFIX}}/tmp/body;
+    proxy_temp_path {{PREFIX}}/tmp/proxy;
+    fastcgi_temp_path {{PREFIX}}/tmp/fastcgi;
+    uwsgi_temp_path {{PREFIX}}/tmp/uwsgi;
+    scgi_temp_path {{PREFIX}}/tmp/scgi;
+    lua_package_path "{{SFREPORTS}}/lua/?.lua;{{SFREPORTS}}/lua/?/init.lua;;";
+    lua_package_cpath "{{SFREPORTS}}/build/luajit/?.so;;";
+    server {
+        listen 127.0.0.1:{{PORT}};
+        location = /renew {
+            content_by_lua_block {
+                local cjson = require "cjson"
+                ngx.req.read_body()
+                local q = cjson.decode(ngx.req.get_body_data())
+                local client, err = require("sfreports").new{ auth = q.auth }
+                if not client then ngx.say(cjson.encode({ err = tostring(err) })) return end
+                local transport = client.transport
+                assert(transport:request("POST", q.auth.login_url .. "/__fake/expire_tokens", "{}"))
+                local threads, out = {}, { ok = 0, errs = {} }
+                for i = 1, q.n do
+                    threads[i] = ngx.thread.spawn(function() return client:run_sync(q.report) end)
+                end
+                for i = 1, q.n do
+                    local _, report, rerr = ngx.thread.wait(threads[i])
+                    if report then out.ok = out.ok + 1 else out.errs[#out.errs + 1] = tostring(rerr) end
+                end
+                out.generation = client._token_generation
+                out.transport = tostring(transport)
+                ngx.say(cjson.encode(out))
+            }
+        }
+    }
+}
+]==]
+
 describe("sfreports.auth", function()
   local org, tmp, bin, key_file, key_pem, public_pem, other_key_file
 
@@ -281,6 +329,8 @@ describe("sfreports.auth", function()
       assert.is_function(sfreports.new{ instance_url = org.url, access_token = "x" }.run_many)
       org:control("config", { async_delay = 0.05 })
       local client = assert(new(flow("client_credentials")))
+      -- a slow token endpoint widens the window in which the others fail too
+      org:control("oauth", { client_id = CLIENT_ID, client_secret = CLIENT_SECRET, delay = 0.1 })
       local list = {}
       local keys = { "tabular_small", "summary_1", "matrix", "summary_3", "slow" }
       for i = 1, 10 do
@@ -298,6 +348,32 @@ describe("sfreports.auth", function()
       assert.are.equal(1, (after.by_path[TOKEN_PATH] or 0) - (before.by_path[TOKEN_PATH] or 0))
       assert.are.equal(1, client._token_generation)
       client:close()
+    end)
+  end)
+
+  describe("in nginx (cosockets)", function()
+    it("gets the first token over a cosocket and renews once for light threads failing together", function()
+      local nginx = require "nginx"
+      nginx.build_luajit_core(root())
+      local srv = nginx.start{ conf = NGINX_CONF, vars = { SFREPORTS = root() } }
+      -- a slow token endpoint: every request fails while the renewal is in flight
+      org:control("oauth", { client_id = CLIENT_ID, client_secret = CLIENT_SECRET, delay = 0.2 })
+      local ok, perr = pcall(function()
+        local body = fakeorg.encode({ n = 8, report = REPORT, auth = {
+          flow = "client_credentials", login_url = org.url, client_id = CLIENT_ID, client_secret = CLIENT_SECRET } })
+        local status, answer = srv:request("/renew", { method = "POST",
+          extra = "-H 'Content-Type: application/json' --data-binary " .. shell_quote(body) })
+        assert.are.equal(200, status, answer .. srv:error_log())
+        local out = fakeorg.decode(answer)
+        assert.are.same({}, out.errs)
+        assert.are.equal(8, out.ok)
+        assert.are.equal(1, out.generation)
+        assert.matches("^sfreports.transport_ngx", out.transport)
+        assert.are.equal(2, token_calls(org)) -- the first token and one renewal
+        assert.is_nil(srv:error_log():find(CLIENT_SECRET, 1, true))
+      end)
+      srv:stop()
+      assert(ok, perr)
     end)
   end)
 
@@ -465,8 +541,8 @@ describe("sfreports.auth", function()
       end
       local all = table.concat(texts, "\n")
       assert.is_true(#texts > 40)
-      for _, s in ipairs(secret_values) do
-        assert.is_nil(all:find(s, 1, true), "a secret showed: " .. s:sub(1, 6) .. "...")
+      for i, s in ipairs(secret_values) do
+        assert.is_nil(all:find(s, 1, true), "secret #" .. i .. " showed")
       end
       -- and the collected text is real: it names the flows and the org
       assert.truthy(all:find("client_credentials", 1, true))

@@ -30,7 +30,7 @@ local MAX_JWT_LIFETIME = 600
 
 local CONFIG_FIELDS = {
   client_id = true, client_secret = true, refresh_token = true, username = true,
-  password = true, public_key = true, audience = true, rotate_refresh = true,
+  password = true, public_key = true, audience = true, rotate_refresh = true, delay = true,
 }
 
 local function dict() return ngx.shared.fakeorg_state end
@@ -45,13 +45,16 @@ local function config()
 end
 
 -- POST /__fake/oauth {client_id, client_secret, refresh_token, username, password,
--- public_key (PEM), audience, rotate_refresh}: the credentials the token endpoint accepts
--- from now on (replacing earlier ones). Returns ok, or nil and a message.
+-- public_key (PEM), audience, rotate_refresh, delay (seconds each token answer waits)}:
+-- the credentials the token endpoint accepts from now on (replacing earlier ones).
+-- Returns ok, or nil and a message.
 function oauth.configure(body)
   for k, v in pairs(body) do
     if not CONFIG_FIELDS[k] then return nil, "unknown oauth field " .. tostring(k) end
     if k == "rotate_refresh" then
       if type(v) ~= "boolean" then return nil, "rotate_refresh must be a boolean" end
+    elseif k == "delay" then
+      if type(v) ~= "number" or v < 0 or v > 30 then return nil, "delay must be seconds between 0 and 30" end
     elseif type(v) ~= "string" or v == "" then
       return nil, k .. " must be a non-empty string"
     end
@@ -175,6 +178,7 @@ function oauth.token()
   local base = ngx.var.scheme .. "://" .. ngx.var.http_host
   local cfg = config()
   local new_refresh
+  if cfg and cfg.delay then ngx.sleep(cfg.delay) end
   if cfg then
     local err, description, fresh = check_grant(cfg, grant, args, base)
     if err then return fail(err == "server_error" and 500 or 400, err, description) end
