@@ -245,8 +245,10 @@ local function check_wait_options(opts, where)
   if type(opts) ~= "table" then
     error(format("sfreports: %s expects an options table, got %s", where, type(opts)), 4)
   end
+  -- Run options are accepted (and ignored) so that a caller may hand its run options on.
+  local run_options = require("sfreports.client").RUN_OPTIONS
   for k, v in pairs(opts) do
-    local want = WAIT_OPTIONS[k]
+    local want = WAIT_OPTIONS[k] or run_options[k]
     if not want then error(format("sfreports: unknown option '%s' for %s", tostring(k), where), 4) end
     if not want:match(type(v)) then
       error(format("sfreports: option '%s' for %s must be a %s, got %s", k, where, want, type(v)), 4)
@@ -606,11 +608,19 @@ function Run:settle(item, now)
   return self:polled(item, v, now)
 end
 
+-- Whether a request has finished: seen in some perform() result, or (when the handle can
+-- tell) finished while another loop drove the engine and took the perform() result.
+local function finished(h)
+  if finished_handles[h] then return true end
+  local done = h.done
+  return done ~= nil and done(h) == true
+end
+
 -- Collects the finished requests of this run.
 function Run:reap()
   local inflight, kept, done = self.inflight, {}, {}
   for _, item in ipairs(inflight) do
-    if finished_handles[item.handle] then
+    if finished(item.handle) then
       finished_handles[item.handle] = nil
       done[#done + 1] = item
     else
@@ -666,8 +676,19 @@ function Run:loop()
 end
 
 -- Runs many reports with their requests in flight together. list: report ids or tables
--- { id = ..., async = true|false, <run options> }. Returns reports, errs: arrays in input
--- order (reports[i] or errs[i] is set for every i; both carry n = #list), and stats.
+-- { id = ..., async = true|false, <run options> } (async defaults to false: a sync run).
+-- opts: run options that apply to every entry (an entry's own win), plus
+--   max_concurrent_sync  (default: client option, else 20) sync runs in flight at once
+--   max_concurrent_fetch (default: client option, else 200) async requests in flight at once
+--                        (instance POSTs, polls, results, DELETEs)
+--   timeout, poll_interval, poll_max, delete: as for wait, per async entry (timeout counts
+--                        from the creation of the entry's instance)
+--   sleep, yield:        how to sleep between polls (see the header)
+-- Returns reports, errs: arrays in input order (reports[i] or errs[i] is set for every i;
+-- both carry n = #list, since holes make # unreliable), and stats: { requests, instances,
+-- polls, poll_turns (engine turns in which polls went out), turns, max_inflight,
+-- max_sync, max_async, deletes }. An `auth` failure is retried once through
+-- client:request (token renewal); other failures are reported in place.
 function M.run_many(client, list, opts)
   if type(list) ~= "table" then
     error("sfreports: run_many expects a list of report ids or run tables, got " .. type(list), 2)
