@@ -287,6 +287,16 @@ describe("sfreports.writers", function()
       assert.are.equal('"EUR 1,234.50",True,False,16/01/2016,x,somewhere', lines(write("csv", r))[2])
     end)
 
+    it("survives labels that are not strings", function()
+      local r = tabular({ { "A", "A" }, { "B", "B" }, { "C", "C" }, { "D", "D" }, { "E", "E", "int" } },
+        { { { value = "x, y", label = "x, y" }, { value = 7, label = 7 }, { value = 1, label = null },
+            { value = "v", label = true }, { value = "5", label = { odd = true } } },
+          { { value = "a", label = "a" }, { value = 2.5, label = 2.5 }, { value = false },
+            { value = "w", label = "w" }, { value = 3, label = "3" } } })
+      assert.are.equal('A,B,C,D,E\n"x, y",7,1,v,5\na,2.5,false,w,3\n', (write("csv", r)))
+      assert.are.equal('A\tB\tC\tD\tE\nx, y\t7\t1\tv\t5\na\t2.5\tfalse\tw\t3\n', (write("tsv", r)))
+    end)
+
     it("writes rows at the header's width", function()
       local r = tabular({ { "A", "A" }, { "B", "B" }, { "C", "C" } }, { labels("1"), labels("1", "2", "3", "4") })
       assert.are.equal("A,B,C\n1,,\n1,2,3\n", write("csv", r))

@@ -65,8 +65,8 @@
 -- A row is a table:
 --   row.data_cells   the raw `dataCells` array (what the writers read)
 --   row.groups       array of groups the row sits in: down levels then across levels,
---                    aligned with grouping_columns(); shared by all rows of one fact-map
---                    entry, so treat it as read-only
+--                    aligned with grouping_columns(); one table shared by all rows of a
+--                    fact-map entry (it identifies the entry), so treat it as read-only
 --   row.key          the fact-map key the row came from ("0_1!2", "T!T", "B1#0!T")
 --   row.index        1-based position in rows() order
 --   row.raw          the raw row object ({ dataCells = ... } plus anything newer)
@@ -340,14 +340,19 @@ local function walk_axis(tree, axis, cols)
       if type(raw) == "table" then
         local key = str(raw.key) or (parent_key and (parent_key .. "_" .. (i - 1))) or tostring(i - 1)
         local col = cols[level]
-        local g = make_cell(raw, col)
-        g.key, g.axis, g.level = key, axis, level
+        local dt = col and col.data_type
+        local value, currency = typed(raw.value, dt)
+        local label = raw.label
+        if label == nil then label = null end
+        local g = { key = key, value = value, label = label, axis = axis, level = level, column = col, raw = raw }
+        if currency ~= nil then g.currency = currency end
+        local rid = record_id(value, label, dt)
+        if rid then g.id = rid end
         local path = {}
         for l = 1, level - 1 do path[l] = parent_path[l] end
         path[level] = g
         local children = tbl(raw.groupings)
-        local node = { key = key, level = level, group = g, path = path, raw = raw,
-                       leaf = children == nil or #children == 0 }
+        local node = { key = key, level = level, path = path, leaf = children == nil or #children == 0 }
         nodes[#nodes + 1] = node
         if by_key[key] == nil then by_key[key] = node end
         if children then visit(children, path, key, level + 1) end
@@ -364,10 +369,10 @@ local function missing_group(col, key)
            missing = true }
 end
 
--- Row groups aligned with grouping columns: down levels then across levels.
+-- Row groups aligned with grouping columns: down levels then across levels. Always a
+-- new table: it also identifies the segment its rows come from (see rows()).
 local function aligned_groups(self, dpath, apath)
   local gcols = self._gcols
-  if #gcols == 0 then return EMPTY end
   local out = {}
   local nd = #self._down_cols
   for i = 1, #gcols do
@@ -398,10 +403,18 @@ M.Report = Report
 local Row = {}
 local build_blocks -- defined with the MULTI_BLOCK helpers below
 
+local SEGMENT_FIELDS = { key = true, block = true, slots = true }
+
+-- Rows are small tables { data_cells, groups, index, raw }; `key`, `block` and `slots`
+-- come from the segment (fact-map entry) the row's groups table belongs to, and `cells`
+-- is built on first use.
 local function row_metatable(report)
   local mt = { report = report }
   mt.__index = function(row, k)
-    if k == "cells" then
+    if SEGMENT_FIELDS[k] then
+      local seg = report._seg_of[row.groups]
+      return seg and seg[k]
+    elseif k == "cells" then
       local cols = report._columns
       local dc = row.data_cells or EMPTY
       local slots = row.slots
@@ -672,7 +685,9 @@ local function segments(self)
       end
     end
   end
-  self._segments = segs
+  local seg_of = {}
+  for _, seg in ipairs(segs) do seg_of[seg.groups] = seg end
+  self._segments, self._seg_of = segs, seg_of
   return segs
 end
 
@@ -691,12 +706,7 @@ function Report:rows()
         n = n + 1
         local dc = type(r) == "table" and r.dataCells
         if type(dc) ~= "table" then dc = EMPTY end
-        local row = setmetatable({ data_cells = dc, groups = seg.groups, key = seg.key, index = n, raw = r }, mt)
-        if seg.block then
-          row.block = seg.block
-          row.slots = seg.slots
-        end
-        return row
+        return setmetatable({ data_cells = dc, groups = seg.groups, index = n, raw = r }, mt)
       end
       si = si + 1
       seg = segs[si]

@@ -124,7 +124,9 @@ local function field_text(c, raw)
   if is_null(v) then return "", false end
   if not raw then
     local l = c.label
-    if type(l) == "string" then return l, false end
+    local tl = type(l)
+    if tl == "string" then return l, false end
+    if tl == "number" then return tostring(l), false end
   end
   if v == nil then return "", false end
   return value_text(v)
@@ -140,13 +142,13 @@ local function guarded(s)
 end
 
 local CSV_SPECIAL = '[,"\r\n]'
-local CSV_CHARS = { ",", '"', "\n", "\r" }
-local function csv_quote(s) -- s needs quoting
-  if find(s, '"', 1, true) then s = gsub(s, '"', '""') end
+local CSV_CHARS = { '"', ",", "\n", "\r" } -- '"' first: see escape_fields
+local function csv_quote(s, has_quote) -- s needs quoting; has_quote: s contains '"'
+  if has_quote then s = gsub(s, '"', '""') end
   return '"' .. s .. '"'
 end
 local function csv_escape(s)
-  if find(s, CSV_SPECIAL) then return csv_quote(s) end
+  if find(s, CSV_SPECIAL) then return csv_quote(s, find(s, '"', 1, true)) end
   return s
 end
 
@@ -271,9 +273,10 @@ end
 -- `specials` (an array of one-character strings). The row is joined once and searched
 -- with plain (memchr-speed) finds, one pass per special character; each hit is mapped
 -- back to its field by the field lengths. A row without special characters costs one
--- concat and #specials finds instead of a pattern match per field. `marks` is a scratch
--- table owned by the caller, `stamp` a value unique to this call.
-local function escape_fields(buf, n, specials, escape, marks, stamp)
+-- concat and #specials finds instead of a pattern match per field. `marks` and `firsts`
+-- are scratch tables owned by the caller, `stamp` a value unique to this call; a field
+-- is passed to escape(s, true) when it holds specials[1], escape(s, false) otherwise.
+local function escape_fields(buf, n, specials, escape, marks, firsts, stamp)
   local joined = concat(buf, "", 1, n)
   local nhits = 0
   for k = 1, #specials do
@@ -291,6 +294,7 @@ local function escape_fields(buf, n, specials, escape, marks, stamp)
         marks[i] = stamp
         nhits = nhits + 1
       end
+      if k == 1 then firsts[i] = stamp end
       if i >= n then break end
       i = i + 1
       start = stop
@@ -299,7 +303,7 @@ local function escape_fields(buf, n, specials, escape, marks, stamp)
   end
   if nhits > 0 then
     for i = 1, n do
-      if marks[i] == stamp then buf[i] = escape(buf[i]) end
+      if marks[i] == stamp then buf[i] = escape(buf[i], firsts[i] == stamp) end
     end
   end
 end
@@ -320,12 +324,44 @@ local function delimited_formatter(sep, escape, raw, guard, columns, gcols, bloc
   local prefixes = setmetatable({}, { __mode = "k" })
   local specials = sep == "," and CSV_CHARS or TSV_CHARS
   local escape_hit = sep == "," and csv_quote or tsv_escape
-  local marks, stamp = {}, 0
+  local marks, firsts, stamp = {}, {}, 0
 
   local function field(c)
     local s, isnum = field_text(c, raw)
     if guard and not isnum then s = guarded(s) end
     return escape(s)
+  end
+
+  -- Label mode, the common case: labels are strings, so no type() per cell. A label of
+  -- any other type (never seen from Salesforce) makes concat or # raise; the caller then
+  -- redoes the row with field(), which agrees with this loop on numbers, nil and null.
+  local function fill_labels(cells)
+    for i = 1, ncols do
+      local c = cells[i]
+      local s = ""
+      if c ~= nil then
+        local v = c.value
+        if v ~= null then
+          s = c.label
+          if money[i] and type(v) == "table" and v.amount == null then
+            s = ""
+          elseif s == nil or s == null then
+            if v == nil then
+              s = ""
+            else
+              local isnum
+              s, isnum = value_text(v)
+              if guard and not isnum then s = guarded(s) end
+            end
+          elseif guard then
+            s = guarded(s)
+          end
+        end
+      end
+      buf[i] = s
+    end
+    stamp = stamp + 1
+    escape_fields(buf, ncols, specials, escape_hit, marks, firsts, stamp)
   end
 
   -- The grouping fields of a row, joined (no trailing separator); cached per groups
@@ -393,32 +429,12 @@ local function delimited_formatter(sep, escape, raw, guard, columns, gcols, bloc
           end
           buf[i] = s
         end
-      else
-        for i = 1, ncols do
-          local c = cells[i]
-          local s = ""
-          if c ~= nil then
-            local v = c.value
-            if v ~= null then
-              s = c.label
-              if money[i] and type(v) == "table" and v.amount == null then
-                s = ""
-              elseif type(s) == "string" then
-                if guard then s = guarded(s) end
-              elseif v == nil then
-                s = ""
-              else
-                local isnum
-                s, isnum = value_text(v)
-                if guard and not isnum then s = guarded(s) end
-              end
-            end
-          end
-          buf[i] = s
-        end
+        stamp = stamp + 1
+        escape_fields(buf, ncols, specials, escape_hit, marks, firsts, stamp)
+      elseif not pcall(fill_labels, cells) then
+        -- a label that is neither a string, a number, nil nor null: check every field
+        for i = 1, ncols do buf[i] = field(cells[i]) end
       end
-      stamp = stamp + 1
-      escape_fields(buf, ncols, specials, escape_hit, marks, stamp)
     else
       for i = 1, ncols do buf[i] = "" end
       for i = 1, #cells do
