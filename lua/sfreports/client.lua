@@ -7,7 +7,7 @@ local ids = require "sfreports.ids"
 local json = require "sfreports.json"
 local transport = require "sfreports.transport"
 
-local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
+local type, pairs, ipairs, tostring, setmetatable, next = type, pairs, ipairs, tostring, setmetatable, next
 local format, match, lower, gsub = string.format, string.match, string.lower, string.gsub
 
 local M = {}
@@ -250,10 +250,20 @@ local RUN_OPTIONS = {
 M.RUN_OPTIONS = RUN_OPTIONS
 
 -- Builds the reportMetadata to POST for a run, or nil when the saved report runs as is.
+-- sfreports.filters when the run options change filters, sorting, columns or groupings,
+-- else nil. A run without options never loads that (large) module: compiling it is a
+-- measurable part of a short-lived program's start-up (see bench/).
+local function filters_for(opts)
+  if next(opts) == nil then return nil end
+  local filters = require "sfreports.filters"
+  if filters.needs_describe(opts) then return filters end
+  return nil
+end
+
 function Client:_run_metadata(report_id, opts)
   local md = opts.metadata
-  local filters = require "sfreports.filters"
-  if filters.needs_describe(opts) then
+  local filters = filters_for(opts)
+  if filters then
     local describe, err = self:describe(report_id, { cached = true })
     if not describe then return nil, err end
     local changes, cerr = filters.prepare(opts, describe)
@@ -411,8 +421,8 @@ function Client:query(metadata, opts)
   opts = check_options(opts, RUN_OPTIONS, "query")
   local md = {}
   for k, v in pairs(metadata.reportMetadata or metadata) do md[k] = v end
-  local filters = require "sfreports.filters"
-  if filters.needs_describe(opts) then
+  local filters = filters_for(opts)
+  if filters then
     local changes, cerr = filters.prepare(opts, { reportMetadata = md })
     if not changes then return nil, cerr end
     for k, v in pairs(changes) do md[k] = v end
