@@ -234,9 +234,14 @@ describe("sfreports.auth", function()
       end
     end)
 
-    it("a token endpoint that cannot be reached is a network error", function()
+    it("an unreachable or failing token endpoint keeps its error kind (retryable), not auth", function()
       local _, err = new(flow("client_credentials", { login_url = "http://127.0.0.1:9" }))
       assert.are.equal("network", err.kind)
+      org:control("fault", { kind = "server_error", path = "^/services/oauth2/token" })
+      _, err = new(flow("client_credentials"))
+      assert.are.equal("api", err.kind)
+      assert.are.equal(500, err.status)
+      assert.truthy(new(flow("client_credentials"))) -- the fault was for one request
     end)
 
     it("the instance URL given in the options wins over the token response", function()

@@ -209,14 +209,17 @@ end
 
 -- POSTs a grant to the token endpoint. Returns the decoded answer (with access_token),
 -- or nil and an error: `auth` (with the endpoint's error_description) when the endpoint
--- refused; network/timeout errors keep their kind (they may be retried).
+-- refused; network, timeout, limit and 5xx errors keep their kind (they may be retried).
 local function token_request(client, st, body)
   local t, temporary = token_transport(client, st)
   if not t then return nil, temporary end
   local value, meta = t:request("POST", st.login_url .. M.TOKEN_PATH, body, FORM_HEADERS)
   if temporary then t:close() end
   if value == nil then
-    if meta.kind == "network" or meta.kind == "timeout" then
+    -- failures that say nothing about the credentials keep their kind, so that the
+    -- retry policy can try again (network, timeout, rate limits, 5xx)
+    if meta.kind == "network" or meta.kind == "timeout" or meta.kind == "limit"
+        or (meta.status and meta.status >= 500) then
       meta.message = scrub(st, meta.message)
       return nil, meta
     end
