@@ -71,7 +71,8 @@
 --   row.index        1-based position in rows() order
 --   row.raw          the raw row object ({ dataCells = ... } plus anything newer)
 --   row.block        MULTI_BLOCK only: the block id; row.slots maps cells to columns()
---   row.cells        typed cells, built on first access (see Cells), cells[i] <-> columns()[i]
+--   row.cells        typed cells, built on first access (see Cells): cells[i].column is
+--                    columns()[i] (columns()[row.slots[i]] in a MULTI_BLOCK block)
 --   row:cell(i_or_name), row:value(i_or_name), row:label(i_or_name)
 --   row:group(i_or_name)   a group by position or grouping column API name
 --   row:record{ labels = bool }  flat table: grouping column name -> value, then detail
@@ -90,6 +91,8 @@
 --   raw       the raw dataCell (with `escapedLabel` and any newer keys).
 -- Groups (row.groups, entry.down, entry.across) use the same typing:
 --   { key, value, label, axis, level, column, raw [, currency] [, id] }
+-- A level a row's path lacks (uneven or unresolvable trees) holds a placeholder
+-- { key, value = null, label = null, axis, level, column, missing = true }.
 --
 -- Groups: report:groups() returns entries
 --   { key, block, down_key, across_key, down = {groups}, across = {groups},
@@ -100,14 +103,21 @@
 --   entry.aggregates[1], entry.aggregates["s!SALES"] ->
 --   { name, value, label, column, raw [, currency] }  (column.label = "Sum of ...")
 -- `row_count` is #rows when the entry has a `rows` key, else nil (summary-only results).
+-- The group arrays may be shared between entries and rows: treat them as read-only.
 --
 -- MULTI_BLOCK (joined reports): no public recording of the JSON exists, so parsing is
 -- defensive. Fact-map keys may carry a block prefix ("B0#0!T": everything up to the last
 -- character that is not a letter, digit or "_" before the down path). Entries are grouped
--- by block; rows come per block in block order. A block's cells map to columns through
+-- by block (blocks sorted B0, B1, ..., B10; un-prefixed keys form a block only when they
+-- hold rows); rows come per block, the deepest entries that hold rows, in key order
+-- (pre-order paths). A block's cells map to columns through
 -- row.slots: detail columns named with the block's prefix when there are such, else all
 -- detailColumns when the widths match, else synthetic columns appended to columns().
 -- Nothing here raises on odd shapes; `raw` is always kept.
+--
+-- Helpers: report.typed(value, data_type) -> typed value [, currency code];
+-- report.parse_key(key) -> block prefix ("" if none), down path, across path (or nil);
+-- report.is_report(v).
 local json = require "sfreports.json"
 local ids = require "sfreports.ids"
 
@@ -330,8 +340,8 @@ end
 ---------------------------------------------------------------------------------------
 -- grouping trees
 
--- Walks one axis tree. Returns nodes in pre-order ({ key, level, group, path, leaf, raw })
--- and a key -> node index.
+-- Walks one axis tree. Returns nodes in pre-order ({ key, level, path, leaf }, where
+-- path[l] is the group at level l) and a key -> node index.
 local function walk_axis(tree, axis, cols)
   local nodes, by_key = {}, {}
   local function visit(list, parent_path, parent_key, level)

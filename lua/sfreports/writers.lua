@@ -15,6 +15,20 @@
 --   for _, page in ipairs(pages) do for row in page:rows() do assert(w:row(row)) end end
 --   local n, err = w:finish()
 --
+-- API:
+--   writers.new(format, sink [, opts]) -> writer   format "csv" | "tsv" | "json" | "jsonl"
+--                                                  (alias "ndjson")
+--   writer:header(source) -> true | nil, err       fixes the shape, writes the header
+--   writer:row(row)       -> true | nil, err
+--   writer:rows(iterator) -> rows written | nil, err
+--   writer:finish()       -> rows written in all | nil, err   (writer.count: so far)
+--   writers.write(format, source, sink [, opts]) -> rows written | nil, err
+--   writers.csv / tsv / json / jsonl / ndjson(source, sink [, opts]) -> same
+--   writers.format_number(n), writers.value_text(v), writers.json_string(s): the
+--   formatting the writers use, for callers that format single values the same way.
+-- Misuse (unknown format or option, a sink without :write, row() before header() or
+-- after finish(), header() or finish() twice) raises an error string.
+--
 -- Sources. `writers.<format>(source, sink, opts)` takes a report object (anything with
 -- :columns(), :grouping_columns() and :rows()), or a row iterator function together with
 -- `opts.columns` (and optionally `opts.grouping_columns`). A column description is a
@@ -47,7 +61,8 @@
 --               objects as compact JSON. Groupings likewise from their values.
 --   JSON null (a cell or grouping value, or the amount of a currency value; the report
 --   types all three as null) is an empty field in both modes, whatever the label ("-")
---   says. A label that is absent or not a string falls back to the value.
+--   says. A label that is absent, null or not a string falls back to the value (a
+--   number label, never sent by Salesforce, is written as Lua formats it).
 -- CSV follows RFC 4180: a field containing "," '"' CR or LF is quoted and '"' doubled;
 -- lines end with LF. Fields are UTF-8 as received; no BOM.
 -- TSV: fields are separated by TAB, lines end with LF; a field never contains a raw TAB,
@@ -112,12 +127,12 @@ local function value_text(v)
 end
 writers.value_text = value_text
 
--- Text of one cell or grouping ({ value, label }); second result as value_text.
 -- JSON null, or a currency object whose amount is null (typed as null by the report).
 local function is_null(v)
   return v == null or (type(v) == "table" and v.amount == null)
 end
 
+-- Text of one cell or grouping ({ value, label }); second result as value_text.
 local function field_text(c, raw)
   if c == nil then return "", false end
   local v = c.value
@@ -307,7 +322,6 @@ local function escape_fields(buf, n, specials, escape, marks, firsts, stamp)
     end
   end
 end
-writers._escape_fields = escape_fields
 
 -- money[i]: column i is a currency column, whose value objects may hold a null amount.
 local function money_columns(columns)
