@@ -64,6 +64,7 @@ describe("sfreports.report", function()
     it("uses cjson's null as its null", function()
       assert.are.equal(cjson.null, report.null)
       assert.are.equal(json.null, report.null)
+      assert.are.equal(cjson.null, report.new(load("result_tabular_details.cghall.json")).null)
     end)
 
     it("leaves the decoded table untouched and reachable as raw", function()

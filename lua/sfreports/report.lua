@@ -9,7 +9,7 @@
 --   local report = require("sfreports.report").new(decoded)  -- sfreports.report(decoded)
 --   for row in report:rows() do print(row.groups[1] and row.groups[1].label, row:label(1)) end
 --
--- JSON null: a JSON `null` value is kept as `report.null` (== sfreports.null ==
+-- JSON null: a JSON `null` value is kept as `report.null` (module or object; == sfreports.null ==
 -- require("sfreports.json").null == cjson.null, a light userdata), never as `nil`.
 -- Compare with `v == report.null`. A cell whose `value` key is missing altogether reads
 -- as null too. Report-level convenience fields (`id`, `name`, `status`) are `nil` when
@@ -408,6 +408,7 @@ end
 
 local Report = {}
 Report.__index = Report
+Report.null = null -- so that r.null works as well as require("sfreports.report").null
 M.Report = Report
 
 local Row = {}
