@@ -372,6 +372,10 @@ local function read_body(sock, self, deadline, plan, status, headers, version)
   return body, false
 end
 
+local function is_ip(host)
+  return match(host, "^%d+%.%d+%.%d+%.%d+$") ~= nil or find(host, ":", 1, true) ~= nil
+end
+
 -- Opens (or takes from the pool) a connection for the plan. Returns sock | nil, err.
 local function connect(self, ngx, plan, deadline)
   local sock, serr = ngx.socket.tcp()
@@ -385,7 +389,11 @@ local function connect(self, ngx, plan, deadline)
   if reused == 0 then
     self._connects = self._connects + 1
     if plan.scheme == "https" then
-      local sess, herr = sock:sslhandshake(nil, plan.host, self.verify)
+      -- nginx checks the certificate against a host *name* only (X509_check_host), so for
+      -- an IP address (a test server; Salesforce URLs always have names) the chain is
+      -- verified without a name check, and no SNI is sent (RFC 6066 forbids IPs there).
+      local name = not is_ip(plan.host) and plan.host or nil
+      local sess, herr = sock:sslhandshake(nil, name, self.verify)
       if not sess then
         sock:close()
         local msg = format("TLS handshake with %s:%d failed: %s", plan.host, plan.port, tostring(herr))
@@ -425,8 +433,9 @@ local function exchange(self, ngx, plan, deadline)
   local body, reusable_or_err, limit = read_body(sock, self, deadline, plan, status, headers, version)
   if not body then
     sock:close()
-    if limit then return nil, too_large(self) end
-    return nil, io_error("reading the response body from", reusable_or_err, plan, true)
+    local e = limit and too_large(self) or io_error("reading the response body from", reusable_or_err, plan, true)
+    e.status = status -- as libcurl reports it: the status line had arrived
+    return nil, e
   end
   if reusable_or_err then
     sock:setkeepalive(M.KEEPALIVE_TIMEOUT, M.POOL_SIZE)
@@ -442,7 +451,9 @@ local function finish(self, plan, status, headers, body)
   if enc == "gzip" or enc == "x-gzip" then
     local plain, gerr = gunzip(body, self.max_response)
     if not plain then
+      -- like any body that cannot be decoded (core.classify): not worth retrying
       gerr.status = gerr.status or status
+      gerr.retryable = false
       return nil, gerr
     end
     body = plain

@@ -1,0 +1,444 @@
+-- sfreports inside a real nginx (Debian's nginx + the OpenResty Lua module, one worker):
+-- the example handlers of examples/nginx against the fake org, the cosocket transport
+-- (pooling, TLS, chunked, gzip, timeouts, limits), errors identical to the libcurl
+-- engine's, concurrency without blocking the worker, and the phases without cosockets.
+local sfreports = require "sfreports"
+local writers = require "sfreports.writers"
+local core = require "sfreports.core"
+local fakeorg = require "fakeorg"
+local nginx = require "nginx"
+
+local R = fakeorg.reports
+local shell_quote = fakeorg.shell_quote
+local encode, decode = fakeorg.encode, fakeorg.decode
+local now = core.monotime
+
+local API = "/services/data/v67.0/analytics"
+local DETAILS = "?includeDetails=true"
+
+-- The spec's own nginx: the example handlers under /example/... plus test locations
+-- that exercise each phase (init, init_worker, set, header_filter, log).
+local TEST_CONF = [[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon on;
+pid {{PREFIX}}/nginx.pid;
+error_log {{PREFIX}}/error.log warn;
+env SF_INSTANCE_URL;
+env SF_ACCESS_TOKEN;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path {{PREFIX}}/tmp/body;
+    lua_package_path "{{LUA_PATH}};;";
+    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
+    lua_ssl_trusted_certificate {{PREFIX}}/ca.pem;
+    lua_ssl_verify_depth 3;
+    init_by_lua_block {
+        local probe = require "ngx_probe"
+        local c, err = require("sfreports").new { instance_url = "{{ORG}}",
+                                                  access_token = os.getenv("SF_ACCESS_TOKEN") }
+        probe.init.client = c
+        if c then
+            local list, lerr = c:list_reports()
+            probe.init.result = { phase = ngx.get_phase(), ok = list ~= nil, count = list and #list,
+                                  err = list == nil and probe.err_fields(lerr) or nil }
+        else
+            probe.init.result = { err = probe.err_fields(err) }
+        end
+    }
+    init_worker_by_lua_block {
+        local probe = require "ngx_probe"
+        local c, err = require("sfreports").from_env()
+        probe.init.worker = { phase = ngx.get_phase(), message = probe.describe(c, err) }
+    }
+    server {
+        listen 127.0.0.1:{{PORT}};
+        location = /probe { content_by_lua_block { require("ngx_probe").probe() } }
+        location = /many { content_by_lua_block { require("ngx_probe").many() } }
+        location = /echo { content_by_lua_block { require("ngx_probe").echo() } }
+        location = /init { content_by_lua_block { require("ngx_probe").init_report() } }
+        location ~ ^/blocking/reports/(?<report_id>[A-Za-z0-9]+)\.csv$ {
+            content_by_lua_block { require("sfreports_handlers").report_csv({ transport = "curl" }) }
+        }
+        location = /set {
+            set_by_lua_block $sfr_err {
+                local c, err = require("sfreports").from_env()
+                return require("ngx_probe").describe(c, err)
+            }
+            return 200 "$sfr_err\n";
+        }
+        location = /header_filter {
+            content_by_lua_block {
+                ngx.ctx.client = assert(require("sfreports").from_env())
+                ngx.say("body")
+            }
+            header_filter_by_lua_block {
+                local v, err = ngx.ctx.client:run_sync("{{REPORT}}")
+                ngx.header["X-Sfreports-Error"] = require("ngx_probe").describe(v, err)
+            }
+        }
+        location = /log {
+            content_by_lua_block {
+                ngx.ctx.client = assert(require("sfreports").from_env())
+                ngx.say("body")
+            }
+            log_by_lua_block {
+                local v, err = ngx.ctx.client:list_reports()
+                ngx.log(ngx.WARN, "log probe: ", require("ngx_probe").describe(v, err))
+            }
+        }
+        location / { return 404; }
+    }
+}
+]]
+
+-- Runs `cmd` n times at once (shell background jobs) and returns the elapsed seconds.
+local function parallel(cmds)
+  local script = {}
+  for _, c in ipairs(cmds) do script[#script + 1] = "( " .. c .. " ) &" end
+  script[#script + 1] = "wait"
+  local t0 = now()
+  nginx.run(table.concat(script, "\n"))
+  return now() - t0
+end
+
+local function csv_of(report, opts)
+  local parts = {}
+  assert(writers.csv(report, function(s) parts[#parts + 1] = s return true end, opts))
+  return table.concat(parts)
+end
+
+-- Byte equality with a short failure message (assert.equal would print megabytes).
+local function assert_same_bytes(expected, actual, what)
+  if expected ~= actual then
+    local i = 1
+    while i <= #expected and expected:sub(i, i) == actual:sub(i, i) do i = i + 1 end
+    error(("%s differs: %d vs %d bytes, first difference at byte %d: %q vs %q"):format(what,
+      #expected, #actual, i, expected:sub(i, i + 40), actual:sub(i, i + 40)), 2)
+  end
+end
+
+describe("sfreports inside nginx", function()
+  local org, tls_org, other_tls_org, example, test, client
+  local root = nginx.root()
+
+  local function stop_all()
+    if client then client:close() end
+    for _, s in ipairs({ example, test, org, tls_org, other_tls_org }) do
+      if s then s:stop() end
+    end
+    example, test, org, tls_org, other_tls_org, client = nil, nil, nil, nil, nil, nil
+  end
+
+  local function start_all()
+    nginx.build_luajit_core(root)
+    org = fakeorg.start()
+    tls_org = fakeorg.start({ tls = true })
+    other_tls_org = fakeorg.start({ tls = true }) -- its certificate is not trusted by nginx
+    local env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
+    example = nginx.start({ template = root .. "/examples/nginx/nginx.conf", env = env,
+      vars = { SFREPORTS = root, CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" } })
+    -- the workers may run as nobody: they read the trusted certificate from the prefix
+    test = nginx.start({ conf = TEST_CONF, env = env, files = { ["ca.pem"] = nginx.read_file(tls_org.cafile) },
+      vars = { ROOT = root, ORG = org.url, REPORT = R.tabular_small.id,
+        LUA_PATH = ("%s/lua/?.lua;%s/lua/?/init.lua;%s/examples/nginx/?.lua;%s/spec/support/?.lua"):format(
+          root, root, root, root) } })
+    client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
+  end
+
+  -- busted skips teardown when setup fails: stop whatever did start before re-raising
+  setup(function()
+    local ok, err = pcall(start_all)
+    if not ok then
+      stop_all()
+      error(err, 0)
+    end
+  end)
+
+  teardown(stop_all)
+
+  before_each(function()
+    org:reset()
+  end)
+
+  -- Runs /probe on the test nginx; returns the decoded answer.
+  local function probe(q)
+    local body = encode(q)
+    local status, out = test:request("/probe", { method = "POST",
+      extra = "-H 'Content-Type: application/json' --data-binary " .. shell_quote(body) })
+    assert.equal(200, status, out .. test:error_log())
+    return decode(out)
+  end
+
+  local function probe_one(path, opts, base)
+    local a = probe({ base_url = base or org.url, token = org.token, opts = opts,
+      requests = { { path = path } } })
+    return a.results and a.results[1], a
+  end
+
+  describe("the example handlers", function()
+    it("stream a report as CSV identical to the library's CSV writer", function()
+      for _, r in ipairs({ R.tabular_wide, R.summary_3, R.matrix, R.tabular_small }) do
+        local expected = csv_of(assert(client:run_sync(r.id)))
+        local status, body, headers = example:request("/reports/" .. r.id .. ".csv")
+        assert.equal(200, status)
+        assert.equal("text/csv; charset=utf-8", headers["content-type"])
+        assert_same_bytes(expected, body, r.format .. " report " .. r.id)
+      end
+      -- more than one 64 KB piece: the response was streamed, not buffered whole
+      local _, body, headers = example:request("/reports/" .. R.tabular_wide.id .. ".csv")
+      assert.is_true(#body > 2 * 65536)
+      assert.equal("chunked", headers["transfer-encoding"])
+    end)
+
+    it("pass writer options (raw values) through", function()
+      local expected = csv_of(assert(client:run_sync(R.summary_1.id)), { raw = true })
+      local status, body = example:request("/reports/" .. R.summary_1.id .. ".csv?raw=1")
+      assert.equal(200, status)
+      assert_same_bytes(expected, body, "raw CSV")
+      assert.are_not.equal(csv_of(assert(client:run_sync(R.summary_1.id))), body)
+    end)
+
+    it("start an async run, report its status, then wait with ngx.sleep and stream it", function()
+      org:control("config", { async_delay = 0.6 })
+      local status, body = example:request("/reports/" .. R.summary_1.id .. "/runs", { method = "POST" })
+      assert.equal(202, status, body)
+      local inst = decode(body)
+      assert.equal("New", inst.status)
+      assert.equal(R.summary_1.id, inst.report_id)
+      assert.equal("0LG", inst.id:sub(1, 3))
+      status, body = example:request(inst.status_url)
+      assert.equal(200, status, body)
+      assert.is_truthy(({ New = true, Running = true })[decode(body).status])
+      local t0 = now()
+      status, body = example:request(inst.csv_url)
+      assert.equal(200, status, body)
+      assert.is_true(now() - t0 < 5)
+      local expected = csv_of(assert(client:fetch_instance(R.summary_1.id, inst.id)))
+      assert_same_bytes(expected, body, "async CSV")
+      local _, final = example:request(inst.status_url)
+      assert.equal("Success", decode(final).status)
+      assert.is_true(org:stats().instance_polls[inst.id] >= 2) -- it did poll, then waited
+    end)
+
+    it("answer errors as JSON with a status, without the token", function()
+      local status, body = example:request("/reports/00OFk00000A0001MAC.csv") -- bad checksum
+      assert.equal(400, status)
+      assert.equal("invalid", decode(body).error)
+      org:control("expire_tokens")
+      status, body = example:request("/reports/" .. R.tabular_small.id .. ".csv")
+      assert.equal(502, status)
+      assert.equal("auth", decode(body).error)
+      assert.is_nil(body:find(org.token, 1, true))
+      assert.is_nil(example:error_log():find(org.token, 1, true))
+    end)
+  end)
+
+  describe("concurrency", function()
+    local T = 1.0
+
+    it("serves N requests each waiting T seconds in about T, not N x T, on one worker", function()
+      org:control("config", { slow_delay = T })
+      local expected = csv_of(assert(client:run_sync(R.slow.id)))
+      local n, cmds = 10, {}
+      local dir = example.dir
+      for i = 1, n do
+        cmds[i] = ("curl -s -o %s/slow%d.csv %s"):format(shell_quote(dir), i,
+          shell_quote(example.url .. "/reports/" .. R.slow.id .. ".csv"))
+      end
+      org:reset()
+      org:control("config", { slow_delay = T })
+      local elapsed = parallel(cmds)
+      for i = 1, n do
+        assert_same_bytes(expected, nginx.read_file(dir .. "/slow" .. i .. ".csv") or "", "response " .. i)
+      end
+      assert.is_true(elapsed >= T, "faster than the org allows: " .. elapsed)
+      assert.is_true(elapsed < 2.5 * T, ("%d requests took %.2fs (T = %.1fs, N x T = %.1fs)"):format(
+        n, elapsed, T, n * T))
+      assert.is_true(org:stats().max_concurrent >= n) -- they really overlapped at the org
+    end)
+
+    it("(for contrast) the blocking libcurl transport in a handler serialises the worker", function()
+      org:control("config", { slow_delay = T })
+      local n, cmds = 3, {}
+      for i = 1, n do
+        cmds[i] = "curl -s -o /dev/null " .. shell_quote(test.url .. "/blocking/reports/" .. R.slow.id .. ".csv")
+      end
+      local elapsed = parallel(cmds)
+      assert.is_true(elapsed >= n * T * 0.95, ("blocking took only %.2fs"):format(elapsed))
+    end)
+
+    it("runs start/perform requests concurrently in light threads of one nginx request", function()
+      org:control("config", { slow_delay = T })
+      local n = 5
+      local status, body = test:request("/many?n=" .. n .. "&path=" .. API .. "/reports/" .. R.slow.id .. DETAILS)
+      assert.equal(200, status, body)
+      local a = decode(body)
+      assert.equal(n, a.pending_after_start)
+      assert.equal(0, a.pending_end)
+      assert.equal(n, a.finished)
+      assert.equal(n, a.stats.requests)
+      for i = 1, n do
+        assert.is_true(a.results[i].ok, encode(a.results[i].err))
+        assert.equal(R.slow.rows, a.results[i].rows)
+      end
+      assert.is_true(a.elapsed >= T * 0.95 and a.elapsed < 2.5 * T, "elapsed " .. a.elapsed)
+    end)
+  end)
+
+  describe("phases", function()
+    it("refuses set_by_lua with a clear error", function()
+      local status, body = test:request("/set")
+      assert.equal(200, status)
+      assert.equal("invalid: sfreports cannot send requests in the nginx 'set' phase: cosockets are "
+        .. "not available there; use ngx.timer.at(0, ...) or a content/access phase\n", body)
+    end)
+
+    it("refuses header_filter_by_lua and log_by_lua with a clear error", function()
+      local status, _, headers = test:request("/header_filter")
+      assert.equal(200, status)
+      assert.matches("^invalid: sfreports cannot send requests in the nginx 'header_filter' phase",
+        headers["x-sfreports-error"])
+      test:request("/log")
+      local log
+      for _ = 1, 40 do -- the log phase runs after the response went out
+        log = test:error_log()
+        if log:find("log probe", 1, true) then break end
+        nginx.run("sleep 0.05")
+      end
+      assert.matches("log probe: invalid: sfreports cannot send requests in the nginx 'log' phase", log)
+    end)
+
+    it("blocks harmlessly in init_by_lua, refuses init_worker, and the init client uses cosockets later", function()
+      local status, body = test:request("/init")
+      assert.equal(200, status, body)
+      local a = decode(body)
+      assert.equal("init", a.init.phase)
+      assert.is_true(a.init.ok, encode(a.init.err))
+      assert.is_true(a.init.count > 0)
+      assert.equal("init_worker", a.worker.phase)
+      assert.matches("^invalid: .*'init_worker' phase", a.worker.message)
+      assert.equal("ngx", a.transport)
+      assert.is_true(a.content.ok, encode(a.content.err))
+      assert.equal(a.init.count, a.count)
+    end)
+  end)
+
+  describe("the cosocket transport", function()
+    it("decodes gzip and chunked bodies and Content-Length ones", function()
+      local r = probe_one(API .. "/reports/" .. R.tabular_wide.id .. DETAILS)
+      assert.is_true(r.ok, encode(r.err))
+      assert.equal(R.tabular_wide.rows, r.rows)
+      assert.equal("gzip", r.headers["content-encoding"])
+      assert.equal("chunked", r.headers["transfer-encoding"])
+      assert.equal(1, org:stats().gzip)
+      r = probe_one("/__fake/ping")
+      assert.is_true(r.ok, encode(r.err))
+      assert.equal("11", r.headers["content-length"])
+      assert.is_nil(r.headers["content-encoding"])
+    end)
+
+    it("keeps connections alive and pools them across nginx requests", function()
+      local path = API .. "/reports/" .. R.tabular_small.id
+      local a = probe({ base_url = org.url, token = org.token,
+        requests = { { path = path }, { path = path }, { path = path } } })
+      assert.equal(3, a.stats.requests)
+      assert.is_true(a.stats.connects <= 1) -- 0 when an earlier test left one in the pool
+      for i = 1, 3 do assert.is_true(a.results[i].ok) end
+      local b = probe({ base_url = org.url, token = org.token, requests = { { path = path } } })
+      assert.same({ requests = 1, connects = 0 }, b.stats) -- taken from the pool
+      local s = org:stats()
+      assert.equal(4, s.requests)
+      assert.equal(1, s.connections) -- all four on one connection
+    end)
+
+    it("sends User-Agent, Accept-Encoding and the token, but never the token to an absolute URL", function()
+      local a = probe({ base_url = test.url, token = "tok-123",
+        requests = { { path = "/echo" }, { path = test.url .. "/echo" } } })
+      local rel, abs = a.results[1].echo, a.results[2].echo
+      assert.equal("sfreports/" .. core.VERSION, rel["user-agent"])
+      assert.equal("gzip", rel["accept-encoding"])
+      assert.equal("application/json", rel["accept"])
+      assert.equal("Bearer tok-123", rel["authorization"])
+      assert.is_nil(abs["authorization"])
+      assert.equal("sfreports/" .. core.VERSION, abs["user-agent"])
+      -- and against the org: the absolute URL is refused for want of a token
+      local r = probe_one(org.url .. API .. "/reports")
+      assert.equal("auth", r.err.kind)
+      assert.equal(401, r.err.status)
+    end)
+
+    it("verifies TLS against lua_ssl_trusted_certificate", function()
+      local path = API .. "/reports/" .. R.tabular_small.id .. DETAILS
+      local r = probe_one(path, nil, tls_org.url)
+      assert.is_true(r.ok, encode(r.err))
+      assert.equal(R.tabular_small.rows, r.rows)
+      r = probe_one(path, nil, other_tls_org.url)
+      assert.equal("network", r.err.kind)
+      assert.is_false(r.err.retryable)
+      assert.is_false(r.err.request_sent)
+      assert.matches("lua_ssl_trusted_certificate", r.err.message, 1, true)
+      r = probe_one(path, { verify = false }, other_tls_org.url)
+      assert.is_true(r.ok, encode(r.err))
+    end)
+
+    -- The same fault through both engines gives the same error.
+    -- The libcurl session (not the client, whose retry policy would hide the first error).
+    local function c_engine(path, opts, base)
+      local o = { base_url = base or org.url, token = org.token }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      local s = core.session(o)
+      local value, err = s:request("GET", path)
+      s:close()
+      assert.is_nil(value)
+      return err
+    end
+
+    local SAME_MESSAGE = { http = true, api = true, auth = true, limit = true }
+
+    for _, case in ipairs({
+      { fault = "html502", kind = "http" },
+      { fault = "invalid_json", kind = "decode" },
+      { fault = "empty200", kind = "decode" },
+      { fault = "retry_after", kind = "api" },
+      { fault = "limit", kind = "limit" },
+      { fault = "server_error", kind = "api" },
+      { fault = "reset", kind = "network" },
+      { fault = "truncated_gzip", kind = "decode" },
+      { fault = "stall", kind = "timeout", seconds = 3, opts = { timeout = 0.5 } },
+      { fault = "huge", kind = "limit", bytes = 400000, opts = { max_response = 100000 } },
+    }) do
+      it("gives the libcurl engine's error for a " .. case.fault .. " response", function()
+        local path = API .. "/reports/" .. R.tabular_small.id
+        local f = { kind = case.fault, path = R.tabular_small.id, seconds = case.seconds, bytes = case.bytes }
+        org:control("fault", f)
+        local r = probe_one(path, case.opts)
+        org:control("fault", f)
+        local c_err = c_engine(path, case.opts)
+        assert.is_false(r.ok)
+        assert.equal(case.kind, r.err.kind, r.err.message)
+        assert.equal(c_err.kind, r.err.kind, c_err.message)
+        assert.equal(c_err.status, r.err.status)
+        assert.equal(c_err.code, r.err.code)
+        assert.equal(c_err.retryable, r.err.retryable)
+        assert.equal(c_err.retry_after, r.err.retry_after)
+        if SAME_MESSAGE[c_err.kind] and case.fault ~= "huge" then assert.equal(c_err.message, r.err.message) end
+        assert.is_nil(r.err.message:find(org.token, 1, true))
+      end)
+    end
+
+    it("reports a refused connection as a network error before sending", function()
+      -- port 1 (tcpmux) is privileged and unused: connecting is refused
+      local r = probe_one("/__fake/ping", nil, "http://127.0.0.1:1")
+      local c_err = c_engine("/__fake/ping", nil, "http://127.0.0.1:1")
+      assert.equal("network", r.err.kind)
+      assert.equal(c_err.kind, r.err.kind)
+      assert.is_false(r.err.request_sent)
+      assert.equal(c_err.request_sent, r.err.request_sent)
+      assert.is_true(r.err.retryable)
+      assert.equal(c_err.retryable, r.err.retryable)
+    end)
+  end)
+end)

@@ -1,0 +1,166 @@
+-- spec/support/nginx.lua: start a real nginx (with the Lua module) on loopback from a
+-- config template, for the specs that run sfreports inside nginx.
+--   local nginx = require "nginx"
+--   local srv = nginx.start{ template = "examples/nginx/nginx.conf", vars = {...}, env = {...} }
+--   srv.url, srv.port, srv.dir; srv:get(path) ; srv:error_log(); srv:stop()
+-- Placeholders are {{NAME}}; PORT and PREFIX are filled here, every other one must be
+-- given in vars (an unfilled placeholder is an error, not a silent blank). The port is
+-- random and retried when taken, since other specs run nginx servers concurrently.
+local fakeorg = require "fakeorg"
+
+local shell_quote = fakeorg.shell_quote
+
+local nginx = {}
+
+-- Runs a shell command: output, success. The exit status is echoed by the shell because
+-- Lua 5.1's popen close does not report it.
+local function run(cmd)
+  local p = assert(io.popen("{ " .. cmd .. "\n} ; echo \"::rc=$?\"", "r"))
+  local out = p:read("*a")
+  p:close()
+  local rc = tonumber(out:match("::rc=(%d+)%s*$"))
+  return (out:gsub("::rc=%d+%s*$", "")), rc == 0
+end
+nginx.run = run
+
+-- The checkout root (this file is spec/support/nginx.lua).
+function nginx.root()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = src:match("^(.*)/spec/support/[^/]*$")
+  if not dir or dir == "" then dir = "." end
+  if dir:sub(1, 1) ~= "/" then
+    dir = run("cd " .. shell_quote(dir) .. " && pwd"):gsub("%s+$", "")
+  end
+  return dir
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+nginx.read_file = read_file
+
+local function write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(s))
+  f:close()
+end
+
+-- Replaces every {{NAME}} with vars.NAME; raises on a placeholder without a value.
+function nginx.render(template, vars)
+  return (template:gsub("{{([%w_]+)}}", function(name)
+    local v = vars[name]
+    if v == nil then error("nginx.render: no value for {{" .. name .. "}}", 3) end
+    return tostring(v)
+  end))
+end
+
+-- Builds the C core for nginx's LuaJIT if needed (the example loads build/luajit).
+function nginx.build_luajit_core(root)
+  local out, ok = run("make -s -C " .. shell_quote(root) .. " LUA=luajit all 2>&1")
+  if not ok then error("building the C core for LuaJIT failed:\n" .. out, 2) end
+  return root .. "/build/luajit/sfreports/core.so"
+end
+
+local Server = {}
+Server.__index = Server
+
+local function random_port()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local b = f:read(2)
+  f:close()
+  return 20000 + (b:byte(1) * 256 + b:byte(2)) % 40000
+end
+
+-- opts: template (path) or conf (text); vars; env (table of variables for the master);
+-- files ({ name = content }, written into the prefix before nginx starts).
+function nginx.start(opts)
+  local template = opts.conf or assert(read_file(opts.template), "cannot read " .. tostring(opts.template))
+  local dir = run("mktemp -d /tmp/sfreports-nginx.XXXXXX"):gsub("%s+$", "")
+  -- workers may run as nobody (when the specs run as root): the prefix must be readable
+  run("chmod 0755 " .. shell_quote(dir) .. " && mkdir -p " .. shell_quote(dir .. "/tmp"))
+  local env = {}
+  for k, v in pairs(opts.env or {}) do
+    env[#env + 1] = k .. "=" .. shell_quote(v)
+  end
+  local envs = table.concat(env, " ")
+  -- files the workers must read (they may run as nobody): copied into the prefix
+  for name, content in pairs(opts.files or {}) do
+    write_file(dir .. "/" .. name, content)
+    run("chmod 0644 " .. shell_quote(dir .. "/" .. name))
+  end
+  for _ = 1, 20 do
+    local port = random_port()
+    local vars = { PORT = port, PREFIX = dir }
+    for k, v in pairs(opts.vars or {}) do vars[k] = v end
+    local ok_render, conf = pcall(nginx.render, template, vars)
+    if not ok_render then
+      run("rm -rf " .. shell_quote(dir))
+      error(conf, 2)
+    end
+    write_file(dir .. "/nginx.conf", conf)
+    write_file(dir .. "/error.log", "")
+    local cmd = ("%s nginx -p %s -c %s -e %s 2>&1"):format(envs, shell_quote(dir),
+      shell_quote(dir .. "/nginx.conf"), shell_quote(dir .. "/error.log"))
+    local out, ok = run(cmd)
+    if ok then
+      local srv = setmetatable({ dir = dir, port = port, url = "http://127.0.0.1:" .. port }, Server)
+      for _ = 1, 40 do
+        local _, up = run("curl -s -o /dev/null --max-time 0.25 " .. shell_quote(srv.url .. "/"))
+        if up then return srv end
+        if read_file(dir .. "/error.log"):find("[emerg]", 1, true) then break end
+        run("sleep 0.05")
+      end
+      local diag = run("curl -sv --max-time 1 " .. shell_quote(srv.url .. "/") .. " 2>&1")
+      local log = read_file(dir .. "/error.log") or ""
+      srv:stop()
+      error("nginx did not answer on " .. srv.url .. ":\n" .. log .. diag, 2)
+    end
+    local log = (read_file(dir .. "/error.log") or "") .. out
+    if not log:find("in use", 1, true) then
+      run("rm -rf " .. shell_quote(dir))
+      error("nginx failed to start:\n" .. log, 2)
+    end
+  end
+  error("nginx: no free port found", 2)
+end
+
+function Server:error_log()
+  return read_file(self.dir .. "/error.log") or ""
+end
+
+-- GET (or opts.method) path; returns status, body, headers (lower-case names).
+function Server:request(path, opts)
+  opts = opts or {}
+  local body_file, head_file = self.dir .. "/resp.body", self.dir .. "/resp.head"
+  local cmd = ("curl -s -X %s -o %s -D %s --max-time %d %s %s"):format(opts.method or "GET",
+    shell_quote(body_file), shell_quote(head_file), opts.max_time or 60,
+    opts.extra or "", shell_quote(self.url .. path))
+  run(cmd)
+  local head = read_file(head_file) or ""
+  local status = tonumber(head:match("^HTTP/%S+ (%d+)"))
+  local headers = {}
+  for name, value in head:gmatch("([%w%-]+):%s*([^\r\n]*)") do headers[name:lower()] = value end
+  return status, read_file(body_file) or "", headers
+end
+
+function Server:stop()
+  local pid = read_file(self.dir .. "/nginx.pid")
+  pid = pid and tonumber(pid:match("%d+"))
+  if pid then
+    run("kill -QUIT " .. pid .. " 2>/dev/null")
+    local alive = true
+    for _ = 1, 100 do
+      _, alive = run("kill -0 " .. pid .. " 2>/dev/null")
+      if not alive then break end
+      run("sleep 0.05")
+    end
+    if alive then run("kill -KILL " .. pid .. " 2>/dev/null") end
+  end
+  run("rm -rf " .. shell_quote(self.dir))
+end
+
+return nginx
