@@ -97,9 +97,14 @@ end
 function M.new(opts)
   check_options(opts, CLIENT_OPTIONS, "sfreports.new")
   opts = opts or {}
+  -- the client keeps its options without the token: a dump of the client shows no secret
+  local kept = {}
+  for k, v in pairs(opts) do
+    if k ~= "access_token" then kept[k] = v end
+  end
   local self = setmetatable({
     api_version = nil, instance_url = nil, limits = nil,
-    _describe_cache = {}, _opts = opts, _token_generation = 0,
+    _describe_cache = {}, _opts = kept, _token_generation = 0,
   }, Client)
   local version, verr = normalise_version(opts.api_version or M.DEFAULT_API_VERSION)
   if not version then return nil, verr end
@@ -130,6 +135,7 @@ function Client:_open_transport()
     cafile = opts.cafile, capath = opts.capath, verify = opts.verify, proxy = opts.proxy,
     user_agent = opts.user_agent,
   }, opts.transport)
+  self._token = nil -- from now on only the transport holds it
   if not t then return nil, err end
   self.transport = t
   return self
