@@ -34,6 +34,9 @@
 --     `key` paths like "0_1" are per page). Keyset cannot page a summary: Salesforce
 --     orders its detail rows by group first, so the 2,000 rows are not a key prefix.
 -- Rows whose key is blank are fetched apart (`key = ""`), then split on the next key.
+-- Each keyset page is checked to come back in key order at or past the filter value; a
+-- server whose sort disagrees with its filter (e.g. a currency key in a multi-currency
+-- org, compared in another currency) gives an `api` error naming the key, never a gap.
 -- Never a silent truncation: when rows cannot be split further (more than 2,000 rows
 -- alike on every key) the stream stops with an error of kind `limit`; `paged.all_data`
 -- is true only once every page has been fetched.
