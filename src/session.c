@@ -246,6 +246,28 @@ static double sfr_num_opt(lua_State *L, int t, const char *name, double dflt)
     return v;
 }
 
+/* True when s (len bytes) holds a control character (CR, LF, NUL...): one in a header
+ * would let a value add headers of its own or split the request. */
+static int sfr_has_ctl(const char *s, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 32 || s[i] == 127)
+            return 1;
+    return 0;
+}
+
+/* Raises unless the string at index i is safe inside a header line (the message never
+ * shows the value: it may be a token). */
+static const char *sfr_check_header_value(lua_State *L, int i, const char *what)
+{
+    size_t len;
+    const char *v = lua_tolstring(L, i, &len);
+    if (sfr_has_ctl(v, len))
+        luaL_error(L, "sfreports: %s must not contain control characters (CR, LF, NUL)", what);
+    return v;
+}
+
 static char *sfr_make_auth_header(const char *token)
 {
     static const char prefix[] = "Authorization: Bearer ";
@@ -298,7 +320,7 @@ static int sfr_session_new(lua_State *L)
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING)
             return luaL_error(L, "sfreports: option 'token' must be a string");
-        s->auth_header = sfr_make_auth_header(lua_tostring(L, -1));
+        s->auth_header = sfr_make_auth_header(sfr_check_header_value(L, -1, "token"));
         if (s->auth_header == NULL)
             return luaL_error(L, "sfreports: out of memory");
     }
@@ -312,8 +334,11 @@ static int sfr_session_new(lua_State *L)
 static int sfr_session_set_token(lua_State *L)
 {
     sfr_session *s = sfr_check_session(L, 1);
-    const char *tok = luaL_checkstring(L, 2);
-    char *h = sfr_make_auth_header(tok);
+    const char *tok;
+    char *h;
+    luaL_checkstring(L, 2);
+    tok = sfr_check_header_value(L, 2, "token");
+    h = sfr_make_auth_header(tok);
     if (h == NULL)
         return luaL_error(L, "sfreports: out of memory");
     if (s->auth_header) {
@@ -349,6 +374,32 @@ static int sfr_is_absolute(const char *p)
     return strncmp(p, "https://", 8) == 0 || strncmp(p, "http://", 7) == 0;
 }
 
+/* Returns NULL when a relative request path is safe, else why it is not. The path is
+ * built from ids and names that may come from users or from responses; whatever they
+ * hold, the request must stay on the resource it names: no dot segments, no encoded or
+ * backslash separators in the path part, no fragment, space or control character. */
+static const char *sfr_path_problem(const char *p)
+{
+    const char *q;
+    for (q = p; *q && *q != '?'; q++) {
+        if (*q == '\\')
+            return "a backslash";
+        if (*q == '%' && (strncasecmp(q, "%2e", 3) == 0 || strncasecmp(q, "%2f", 3) == 0
+                          || strncasecmp(q, "%5c", 3) == 0))
+            return "an encoded dot, slash or backslash";
+        if (*q == '/' && q[1] == '.' && (q[2] == '/' || q[2] == '?' || q[2] == '\0'
+                                         || (q[2] == '.' && (q[3] == '/' || q[3] == '?' || q[3] == '\0'))))
+            return "a '.' or '..' segment";
+    }
+    for (q = p; *q; q++) {
+        if ((unsigned char)*q <= 32 || *q == 127)
+            return "a space or control character";
+        if (*q == '#')
+            return "a '#'";
+    }
+    return NULL;
+}
+
 static void sfr_add_header(lua_State *L, sfr_request *r, const char *h)
 {
     struct curl_slist *n = curl_slist_append(r->headers, h);
@@ -377,8 +428,11 @@ static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *
         curl_easy_setopt(r->easy, CURLOPT_URL, path);
     } else {
         luaL_Buffer b;
+        const char *why;
         if (path[0] != '/')
             luaL_error(L, "sfreports: request path must start with '/' or be an http(s) URL");
+        if ((why = sfr_path_problem(path)) != NULL)
+            luaL_error(L, "sfreports: request path must not contain %s", why);
         luaL_buffinit(L, &b);
         luaL_addstring(&b, s->base_url);
         luaL_addstring(&b, path);
@@ -429,6 +483,8 @@ static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *
         while (lua_next(L, headers_idx)) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 luaL_error(L, "sfreports: request headers must map strings to strings");
+            sfr_check_header_value(L, -2, "a request header name");
+            sfr_check_header_value(L, -1, "a request header value");
             if (strcasecmp(lua_tostring(L, -2), "content-type") == 0)
                 has_ctype = 1;
             lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
@@ -667,13 +723,16 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
     if (r->result != CURLE_OK) {
         int retryable, sent;
         const char *kind = sfr_curl_kind(r, &retryable, &sent);
+        char num[48];
         lua_pushnil(L);
-        if (r->too_large)
-            lua_pushfstring(L, "response larger than max_response (%f bytes); raise max_response to accept it",
-                            (lua_Number)r->max_response);
-        else if (r->stalled)
-            lua_pushfstring(L, "no data received for %f seconds (stall_timeout)", r->stall_s);
-        else
+        if (r->too_large) {
+            snprintf(num, sizeof(num), "%.0f", (double)r->max_response);
+            lua_pushfstring(L, "response larger than max_response (%s bytes); raise max_response to accept it",
+                            num);
+        } else if (r->stalled) {
+            snprintf(num, sizeof(num), "%g", r->stall_s);
+            lua_pushfstring(L, "no data received for %s seconds (stall_timeout)", num);
+        } else
             lua_pushfstring(L, "%s: %s", curl_easy_strerror(r->result),
                             r->errbuf[0] ? r->errbuf : "no detail");
         sfr_push_error(L, kind, lua_tostring(L, -1), r->status > 0 ? r->status : 0, NULL, retryable);
