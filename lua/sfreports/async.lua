@@ -35,8 +35,9 @@
 -- run_many keeps every request of a batch in flight together from one Lua thread: it
 -- starts requests with transport:start, drives them with transport:perform(wait), and
 -- while instances are not due for a poll it lets the engine wait for network activity
--- (blocking default) or alternates perform(0) with short sleeps of the chosen sleeper
--- (cooperative sleepers), so sync runs in flight keep progressing.
+-- (blocking default, and ngx.sleep with the cosocket transport) or alternates perform(0)
+-- with short sleeps of the chosen sleeper (user hooks, yield), so sync runs in flight
+-- keep progressing.
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
 local ids = require "sfreports.ids"
@@ -59,6 +60,9 @@ M.DEFAULT_MAX_SYNC = 20        -- Salesforce: 20 concurrent synchronous runs
 M.DEFAULT_MAX_FETCH = 200      -- Salesforce: 200 concurrent requests for async results
 M.SLICE = 0.02                 -- cooperative sleeps while requests are in flight
 M.BATCH = 0.05                 -- run_many: polls due this soon join a batch going out now
+
+-- Timers have millisecond resolution (nginx warns about ngx.sleep(0)): never ask for less.
+local MIN_SLEEP = 0.001
 
 local Instance = {}
 Instance.__index = Instance
@@ -309,7 +313,7 @@ function M.wait(client, inst, opts)
   local due = first_due(inst, opts, now, true)
   while true do
     if due > now then
-      sleep(min(due, deadline) - now)
+      sleep(max(min(due, deadline) - now, MIN_SLEEP))
     end
     local ok, report = M.poll(client, inst)
     if not ok then
@@ -412,8 +416,20 @@ end
 local Run = {}
 Run.__index = Run
 
+-- Whether transport:perform(wait) may do the waiting between polls: when sleeping would
+-- block the thread anyway (the engine then also wakes up for network activity), or with
+-- ngx.sleep on the cosocket transport, whose perform waits without blocking the worker.
+local function engine_waits(client, sleep, blocking)
+  if blocking then return true end
+  local ngx = rawget(_G, "ngx")
+  local tngx = package.loaded["sfreports.transport_ngx"]
+  return type(ngx) == "table" and sleep == ngx.sleep and type(tngx) == "table"
+    and getmetatable(client.transport) == tngx.Transport
+end
+
 local function new_run(client, items, opts, reports, errs)
   local sleep, blocking = M.sleeper(client, opts)
+  blocking = engine_waits(client, sleep, blocking)
   local copts = client._opts or {}
   return setmetatable({
     client = client, transport = client.transport,
@@ -659,16 +675,16 @@ function Run:loop()
     self:launch(now)
     if self.open == 0 then break end
     local wake = self:next_due()
-    local wait = max(0, wake - now)
+    local wait = max(MIN_SLEEP, wake - now)
     if #self.inflight > 0 then
       if self.blocking then
         -- The engine is the sleeper: it returns as soon as a transfer moves.
         self:drive(min(wait, 1))
-      elseif self:drive(0) == 0 and wait > 0 then
+      elseif self:drive(0) == 0 then
         self.sleep(min(wait, M.SLICE))
       end
     elseif wake < huge then
-      if wait > 0 then self.sleep(wait) end
+      self.sleep(wait)
     else
       error("sfreports: run_many has nothing in flight and nothing due (a bug)")
     end
