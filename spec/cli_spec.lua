@@ -368,6 +368,19 @@ describe("sfreports command", function()
         assert_usage(res, "client:run_all")
       end
       assert_usage(sfr({ "run", R.tabular_5k.id, "--all", "--no-wait" }), "--no-wait cannot be combined with --all")
+      assert_usage(sfr({ "run", R.tabular_5k.id, "--all", "--async" }), "drop --async")
+    end)
+
+    it("fails with exit 1 when a later page fails after rows were written", function()
+      -- the describe and the first two runs go through; every later page gets a 500
+      org:control("fault", { kind = "server_error", count = 50, path = "A0003MAB%?includeDetails", after = 2 })
+      local res = sfr({ "run", R.tabular_5k.id, "--all", "--format", "jsonl" })
+      org:reset()
+      assert.are.equal(1, res.code)
+      assert.is_true(#lines_of(res.out) >= 1)
+      assert.is_true(#lines_of(res.out) < 5000)
+      assert.truthy(res.err:find("500", 1, true))
+      assert.truthy(res.err:find("output is incomplete", 1, true))
     end)
   end)
 

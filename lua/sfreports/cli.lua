@@ -907,6 +907,11 @@ function Session:write_report(report, paged)
   end
   local ok, cerr = self:close_output()
   if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
+  if paged and (report.error or report.all_data == false) then
+    -- a page failed after some rows were written: never let that pass as a complete pull
+    return self:fail_err(report.error or "a page was missing",
+      format("paging stopped after %d rows, so the output is incomplete", n))
+  end
   if report.truncated and not paged then
     -- a warning, even with --quiet: the output is incomplete
     self.stderr:write(format("sfreports: warning: the report was truncated: Salesforce returned %d detail"
@@ -1066,7 +1071,9 @@ function commands.run(s, args)
       usage_error("--all needs paging past 2,000 rows (client:run_all), which this version of the sfreports"
         .. " library does not have; narrow the report with --filter instead")
     end
-    if o.async then ropts.async = true end
+    if o.async then
+      usage_error("--all pages with synchronous runs (one per 2,000 rows); drop --async")
+    end
     report, err = client:run_all(args[1], ropts)
     if not report then return s:fail_err(err) end
     return s:write_report(report, true)

@@ -50,7 +50,7 @@ local function fault()
     return fail("path must be a Lua pattern")
   end
   local def = { kind = body.kind, count = math.floor(count), path = body.path,
-    seconds = body.seconds, bytes = body.bytes }
+    seconds = body.seconds, bytes = body.bytes, after = tonumber(body.after) }
   return out.json(200, { ok = true, id = state.add_fault(def) })
 end
 

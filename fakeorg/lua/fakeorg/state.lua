@@ -88,6 +88,7 @@ function state.add_fault(def)
   local d = dict()
   d:set("fault:" .. n, util.encode(def))
   d:set("left:" .. n, def.count)
+  d:set("skip:" .. n, tonumber(def.after) or 0)
   local order = d:get("fault_order")
   d:set("fault_order", (order and order .. "," or "") .. n)
   return n
@@ -103,6 +104,8 @@ function state.take_fault(uri)
     if left and left > 0 then
       local def = util.decode(d:get("fault:" .. n))
       if def and (not def.path or uri:find(def.path)) then
+        -- `after`: let that many matching requests through before the fault starts
+        if (d:incr("skip:" .. n, -1, 0) or -1) >= 0 then return nil end
         local remaining = d:incr("left:" .. n, -1)
         if remaining and remaining >= 0 then return def end
       end
