@@ -475,6 +475,36 @@ describe("sfreports.async", function()
       assert.is_nil(tostring(errs[1]):find(org.token, 1, true))
     end)
 
+    it("renews an expired token once for all requests in flight", function()
+      delay(0.2)
+      local c = assert(sfreports.new({ auth = { flow = "refresh_token", client_id = "cid",
+        refresh_token = "rt", login_url = org.url } }))
+      local function token_calls() return org:stats().by_path["/services/oauth2/token"] or 0 end
+      assert.equal(1, token_calls())
+      org:control("expire_tokens")
+      local list = {}
+      for i = 1, 6 do list[i] = { id = R.tabular_small.id, async = i > 3 } end
+      local reports, errs, stats = c:run_many(list)
+      c:close()
+      for i = 1, 6 do
+        assert.is_nil(errs[i], tostring(errs[i]))
+        assert.equal(40, reports[i]:row_count())
+      end
+      assert.equal(2, token_calls())
+      assert.equal(6, stats.resent) -- 3 sync runs and 3 instance POSTs went out with the old token
+    end)
+
+    it("hands a retryable failure to the client's retry policy", function()
+      org:control("fault", { kind = "retry_after", count = 1, path = "/reports/" .. R.summary_1.id .. "%?" })
+      local c = assert(sfreports.new({ instance_url = org.url, access_token = org.token, retry_base = 0.05 }))
+      local reports, errs, stats = c:run_many({ R.summary_1.id, R.matrix.id })
+      c:close()
+      assert.is_nil(errs[1], tostring(errs[1]))
+      assert.equal("SUMMARY", reports[1].format)
+      assert.equal("MATRIX", reports[2].format)
+      assert.equal(1, stats.resent)
+    end)
+
     it("uses a user sleep hook between polls", function()
       delay(0.4)
       local calls = 0

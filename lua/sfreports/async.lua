@@ -442,7 +442,7 @@ local function new_run(client, items, opts, reports, errs)
     max_fetch = opts.max_concurrent_fetch or copts.max_concurrent_fetch or M.DEFAULT_MAX_FETCH,
     sleep = sleep, blocking = blocking,
     stats = { requests = 0, polls = 0, instances = 0, turns = 0, poll_turns = 0,
-      max_inflight = 0, max_sync = 0, max_async = 0, deletes = 0 },
+      max_inflight = 0, max_sync = 0, max_async = 0, deletes = 0, resent = 0 },
   }, Run)
 end
 
@@ -534,16 +534,25 @@ function Run:launch(now)
   end
 end
 
--- The result of a finished request. An `auth` failure is sent once more through
--- client:request, which carries the client's token renewal policy.
+-- Whether a failed request goes on to the client's own policy: an expired token (the
+-- client renews it once, however many requests failed with it), or a failure the retry
+-- policy would try again (sfreports.retry: idempotent methods, unsent POSTs, 502-504).
+local function resend(method, err)
+  if err.kind == "auth" then return true end
+  local ok, retry = pcall(require, "sfreports.retry")
+  return ok and type(retry) == "table" and retry.retryable(method, err) == true
+end
+
+-- The result of a finished request. A failure the client's policy may cure is handed
+-- once to client:request (a blocking call that still drives the other transfers), so a
+-- request in run_many fails only where the same request made alone would fail.
 function Run:result(item)
   local v, meta = item.handle:result()
   item.handle = nil
-  if v == nil and meta.kind == "auth" and not item.resent then
+  if v == nil and not item.resent and resend(item.method, meta) then
     item.resent = true
-    v, meta = self.client:request(item.method, item.path, item.body)
-    if v == nil then return nil, meta end
-    return v
+    self.stats.resent = self.stats.resent + 1
+    return self.client:request(item.method, item.path, item.body)
   end
   if v == nil then return nil, meta end
   self.client:_note_meta(meta)
@@ -703,8 +712,9 @@ end
 -- Returns reports, errs: arrays in input order (reports[i] or errs[i] is set for every i;
 -- both carry n = #list, since holes make # unreliable), and stats: { requests, instances,
 -- polls, poll_turns (engine turns in which polls went out), turns, max_inflight,
--- max_sync, max_async, deletes }. An `auth` failure is retried once through
--- client:request (token renewal); other failures are reported in place.
+-- max_sync, max_async, deletes, resent }. A failure the client's policy may cure (an
+-- `auth` error: token renewal; a retryable one: sfreports.retry) is handed to
+-- client:request once; other failures are reported in place.
 function M.run_many(client, list, opts)
   if type(list) ~= "table" then
     error("sfreports: run_many expects a list of report ids or run tables, got " .. type(list), 2)
