@@ -126,9 +126,13 @@ describe("sfreports inside nginx", function()
 
   local function stop_all()
     if client then client:close() end
-    for _, s in ipairs({ example, test, org, tls_org, other_tls_org }) do
-      if s then s:stop() end
+    if example then example:stop() end
+    if test then test:stop() end
+    local orgs = {}
+    for _, o in ipairs({ org, tls_org, other_tls_org }) do
+      if o then orgs[#orgs + 1] = o end
     end
+    nginx.stop_orgs(orgs)
     example, test, org, tls_org, other_tls_org, client = nil, nil, nil, nil, nil, nil
   end
 
@@ -240,7 +244,7 @@ describe("sfreports inside nginx", function()
     local T = 1.0
 
     it("serves N requests each waiting T seconds in about T, not N x T, on one worker", function()
-      org:control("config", { slow_delay = T })
+      org:control("config", { slow_delay = 0 })
       local expected = csv_of(assert(client:run_sync(R.slow.id)))
       local n, cmds = 10, {}
       local dir = example.dir
@@ -261,6 +265,7 @@ describe("sfreports inside nginx", function()
     end)
 
     it("(for contrast) the blocking libcurl transport in a handler serialises the worker", function()
+      local T = 0.5 -- luacheck: ignore 431 (shorter here: this one costs n x T)
       org:control("config", { slow_delay = T })
       local n, cmds = 3, {}
       for i = 1, n do

@@ -147,20 +147,30 @@ function Server:request(path, opts)
   return status, read_file(body_file) or "", headers
 end
 
+-- Stops nginx without waiting: a graceful stop takes about a second here, so a
+-- background shell waits for the master to exit and then removes the prefix.
 function Server:stop()
   local pid = read_file(self.dir .. "/nginx.pid")
   pid = pid and tonumber(pid:match("%d+"))
-  if pid then
-    run("kill -QUIT " .. pid .. " 2>/dev/null")
-    local alive = true
-    for _ = 1, 100 do
-      _, alive = run("kill -0 " .. pid .. " 2>/dev/null")
-      if not alive then break end
-      run("sleep 0.05")
-    end
-    if alive then run("kill -KILL " .. pid .. " 2>/dev/null") end
+  local dir = shell_quote(self.dir)
+  if not pid then
+    run("rm -rf " .. dir)
+    return
   end
-  run("rm -rf " .. shell_quote(self.dir))
+  run(("kill -QUIT %d 2>/dev/null; ( i=0; while kill -0 %d 2>/dev/null && [ $i -lt 200 ]; do "
+    .. "i=$((i+1)); sleep 0.05; done; kill -0 %d 2>/dev/null && kill -KILL %d; rm -rf %s ) "
+    .. ">/dev/null 2>&1 &"):format(pid, pid, pid, pid, dir))
+end
+
+-- Stops fake orgs (spec/support/fakeorg.lua) in the background, in parallel: each
+-- graceful stop takes a second or more, and nothing waits for them.
+function nginx.stop_orgs(orgs)
+  local script = {}
+  for _, org in ipairs(orgs) do
+    script[#script + 1] = ("( %s stop %s; rm -rf %s ) >/dev/null 2>&1 &"):format(
+      shell_quote(nginx.root() .. "/fakeorg/fakeorg"), shell_quote(org.dir), shell_quote(org.dir))
+  end
+  run(table.concat(script, "\n"))
 end
 
 return nginx
