@@ -4,7 +4,7 @@
 #   make demo              the main job against the bundled fake org
 #   make env               prints the exports that run the library from this checkout
 #   make install           into $(DESTDIR)$(PREFIX)
-#   make sanitize|memcheck|lint|bench|clean
+#   make sanitize|memcheck|fuzz|lint|bench|clean
 
 LUA ?= lua5.4
 RUNTIMES ?= lua5.4 lua5.3 lua5.1 luajit
@@ -41,7 +41,7 @@ SOURCES = $(wildcard src/*.c) $(wildcard src/*.h)
 BUSTED = $(LUA) /usr/bin/busted
 SPEC_PATHS = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all deps test test-all demo env install clean lint sanitize memcheck bench
+.PHONY: all deps test test-all demo env install clean lint sanitize memcheck bench fuzz
 
 all: $(CORE)
 
@@ -81,11 +81,58 @@ install: $(CORE)
 	  chmod 0755 $(DESTDIR)$(BINDIR)/sfreports; fi
 
 # The spec suite under valgrind: no definite or indirect leaks, no invalid accesses.
+# Only the lua process is traced (nginx and curl(1) started by the specs are not).
+# SFREPORTS_UNDER_VALGRIND makes the timing bounds of the specs looser and the GC stress
+# rounds fewer. This is the leak check: `make sanitize` runs with detect_leaks=0.
 VALGRIND = valgrind --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	--error-exitcode=9 --track-fds=no
+	--show-leak-kinds=definite,indirect --error-exitcode=9 --track-fds=no
 memcheck: deps
 	@$(MAKE) --no-print-directory all
 	$(SPEC_PATHS) SFREPORTS_UNDER_VALGRIND=1 $(VALGRIND) $(BUSTED) --cpath='$(BUILD)/?.so' spec
+
+# The C core built with AddressSanitizer + UndefinedBehaviorSanitizer (any UB aborts), and
+# the whole spec suite run against it. The interpreter is not instrumented, so the ASan
+# runtime is preloaded (children such as nginx and curl(1) inherit it harmlessly).
+# Leak detection is off: an uninstrumented lua exiting through os.exit leaves the whole
+# Lua state allocated, which LeakSanitizer would report as noise; leaks are what
+# `make memcheck` (valgrind, with stacks into src/) is for.
+SAN_CC ?= gcc
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_BUILD = build/sanitize/$(LUA)
+SAN_CORE = $(SAN_BUILD)/sfreports/core.so
+SAN_ENV = SFREPORTS_UNDER_SANITIZER=1 \
+	LD_PRELOAD="$$($(SAN_CC) -print-file-name=libasan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+$(SAN_CORE): $(SOURCES)
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(CURL_CFLAGS) $(LDFLAGS) \
+		$(LIBFLAG) -o $@ src/core.c $(ALL_LIBS)
+sanitize: deps
+	@$(MAKE) --no-print-directory $(SAN_CORE)
+	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(SAN_BUILD)/?.so;;' \
+		$(SAN_ENV) $(BUSTED) --cpath='$(SAN_BUILD)/?.so' spec
+
+# libFuzzer target for the core's response handling (fuzz/response_fuzzer.c), built with
+# clang + ASan + UBSan against lua5.4 and Debian's lua-cjson. `make fuzz` first replays
+# every kept crash input (spec/fixtures/fuzz_regressions/), then fuzzes for FUZZ_SECONDS
+# from the seed corpus (fuzz/corpus/, made by fuzz/make_seeds.lua). New inputs go to
+# build/fuzz/work; a crash is written to build/fuzz/crash-* and fails the target: copy it
+# into spec/fixtures/fuzz_regressions/ with the fix so it stays a regression test.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BIN = build/fuzz/response_fuzzer
+$(FUZZ_BIN): fuzz/response_fuzzer.c $(SOURCES)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-I/usr/include/lua5.4 $(CURL_CFLAGS) -o $@ fuzz/response_fuzzer.c -llua5.4 $(ALL_LIBS)
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@mkdir -p build/fuzz/work
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_BIN) -runs=0 spec/fixtures/fuzz_regressions fuzz/corpus
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_BIN) -max_len=16384 -max_total_time=$(FUZZ_SECONDS) \
+		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build/fuzz/ \
+		build/fuzz/work fuzz/corpus
 
 # The benchmark suite (bench/run.sh; not part of `make test`): sfreports against the floor
 # (curl + cjson.decode) and jsforce (installed into .cache/bench from npm), ~5 minutes.

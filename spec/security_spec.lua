@@ -238,6 +238,73 @@ describe("security", function()
     end)
   end)
 
+  describe("hostile responses kept from fuzzing", function()
+    -- the split of fuzz/response_fuzzer.c: status, flags, raw headers, blank line, body
+    local function split(data)
+      local status = 100 + (data:byte(1) * 256 + data:byte(2)) % 500
+      local allow_empty = data:byte(3) % 2 == 1
+      local p = data:sub(4)
+      local a = p:find("\n\n", 1, true)
+      local b = p:find("\r\n\r\n", 1, true)
+      local head, body
+      if b and (not a or b < a) then
+        head, body = p:sub(1, b + 1), p:sub(b + 4)
+      elseif a then
+        head, body = p:sub(1, a), p:sub(a + 2)
+      else
+        head, body = p, ""
+      end
+      local headers = {}
+      for line in head:gmatch("[^\n]+") do
+        local name, value = line:match("^([^:]+):[ \t]*(.-)[\r ]*$")
+        if name then headers[name:lower()] = value end
+      end
+      return status, headers, body, allow_empty
+    end
+
+    local function assert_result(label, v, err)
+      if v == nil then
+        assert.is_true(errors.is(err), label)
+        assert.is_string(err.kind, label)
+        assert.is_true(errors.KINDS[err.kind], label)
+        assert.is_string(err.message, label)
+      end
+    end
+
+    it("are classified, decoded and gunzipped without a raise", function()
+      local dir = "spec/fixtures/fuzz_regressions/"
+      local p = assert(io.popen("ls " .. dir))
+      local n = 0
+      for name in p:lines() do
+        if name ~= "README.md" then
+          local f = assert(io.open(dir .. name, "rb"))
+          local data = f:read("*a")
+          f:close()
+          local status, headers, body, allow_empty = split(data)
+          assert_result(name, core.classify(status, headers["content-type"], body, headers, allow_empty))
+          assert_result(name, core.decode(body))
+          assert_result(name, core.gunzip(body))
+          local z, zerr = core.gunzip(body, 64)
+          assert_result(name, z, zerr)
+          if z then assert.is_true(#z <= 64 + 16384, name) end
+          n = n + 1
+        end
+      end
+      p:close()
+      assert.is_true(n >= 5)
+    end)
+
+    it("a gzip bomb stops at the cap", function()
+      local f = assert(io.open("spec/fixtures/fuzz_regressions/gzip_bomb", "rb"))
+      local _, _, body = split(f:read("*a"))
+      f:close()
+      local z, err = core.gunzip(body, 1024 * 1024)
+      assert.is_nil(z)
+      assert.equal("limit", err.kind)
+      assert.equal(8 * 1024 * 1024, #assert(core.gunzip(body)))
+    end)
+  end)
+
   it("puts no secret in errors or in the command's output", function()
     -- errors from the network layer, with the token in play
     org:control("fault", { kind = "html502", count = 1 })
