@@ -3,6 +3,12 @@
 --
 -- An instance polls its own results resource (not the instance list): when it reports
 -- Success, that same response already holds the results, so no extra fetch is needed.
+-- What the docs leave open is decided here: a results body without a factMap (New,
+-- Running, or Success not yet carrying data) means "poll again"; status Error is an `api`
+-- error (code INSTANCE_ERROR, not retryable); a 404 means the instance is gone (deleted,
+-- or expired after 24 h: err.gone = true), and is not waited on. A deadline is a
+-- `timeout` error that keeps instance_id and report_id. `delete` = "after" (after
+-- Success or Error), "timeout", or true (both) removes the instance.
 --
 -- Polling schedule. The first poll comes `poll_interval` (0.25 s) after the instance was
 -- created; afterwards each gap is GROWTH (30%) of the time the instance has been running,
