@@ -135,7 +135,7 @@ fuzz: deps
 		build/fuzz/work fuzz/corpus
 
 # The benchmark suite (bench/run.sh; not part of `make test`): sfreports against the floor
-# (curl + cjson.decode) and jsforce (installed into .cache/bench from npm), ~5 minutes.
+# (curl + cjson.decode) and jsforce (installed into .cache/bench from npm), about 3 minutes.
 # BENCH_ARGS=--quick for a short smoke run. Tables: .cache/bench/results.md.
 bench: deps
 	@bash bench/run.sh $(BENCH_ARGS)

@@ -39,10 +39,10 @@ local ROOT = absolute(here .. "/..")
 -- options
 
 local OPT = {
-  reps = 11,          -- measured runs per contender, Sync
-  ka_reps = 5,        -- Keep-alive
-  many_reps = 3,      -- Many
-  paging_reps = 3,    -- Paging
+  reps = 21,          -- measured runs per contender, Sync
+  ka_reps = 7,        -- Keep-alive
+  many_reps = 5,      -- Many
+  paging_reps = 5,    -- Paging
   delay = 1,          -- Many: server-side async delay D (seconds)
   many = 100,         -- Many: asynchronous runs
   requests = 1000,    -- Keep-alive: sequential requests
