@@ -51,7 +51,8 @@ local json = require "sfreports.json"
 
 local type, pairs, ipairs, tostring, error, setmetatable, getmetatable, rawget =
   type, pairs, ipairs, tostring, error, setmetatable, getmetatable, rawget
-local format, random, min, max, huge = string.format, math.random, math.min, math.max, math.huge
+local format, random, min, max, huge, ceil = string.format, math.random, math.min, math.max, math.huge,
+  math.ceil
 local monotime = core.monotime
 
 local M = {}
@@ -65,7 +66,7 @@ M.JITTER = 0.1                 -- +-10% on each gap of a single wait
 M.DEFAULT_MAX_SYNC = 20        -- Salesforce: 20 concurrent synchronous runs
 M.DEFAULT_MAX_FETCH = 200      -- Salesforce: 200 concurrent requests for async results
 M.SLICE = 0.02                 -- cooperative sleeps while requests are in flight
-M.BATCH = 0.05                 -- run_many: polls due this soon join a batch going out now
+M.BATCH = 0.05                 -- run_many: poll times are rounded up to this grid (batching)
 
 -- Timers have millisecond resolution (nginx warns about ngx.sleep(0)): never ask for less.
 local MIN_SLEEP = 0.001
@@ -504,23 +505,21 @@ function Run:start_delete(item, report, err)
   self:start(item, "async", "DELETE", self.client:path("reports/%s/instances/%s", inst.report_id, inst.id))
 end
 
--- Whether some waiting instance is due for a poll.
-local function any_due(waiting, now)
-  for _, item in ipairs(waiting) do
-    if item.due <= now then return true end
-  end
-  return false
+-- When a poll planned for `t` goes out: t rounded up to the next multiple of M.BATCH,
+-- so that instances created at about the same time are polled in the same engine turn
+-- (one turn per batch, not one per instance). Rounding up, never down: a poll sent
+-- before its time would find the run unfinished and cost one more poll.
+local function batched(t)
+  local b = M.BATCH
+  return ceil(t / b) * b
 end
 
 -- Starts whatever may start now: due polls first (finishing runs frees the org), then
--- new instances, then sync runs, each within its limit. When one poll is due, polls
--- due within M.BATCH go with it, so instances created at about the same time keep
--- being polled in the same engine turn instead of one turn each.
+-- new instances, then sync runs, each within its limit.
 function Run:launch(now)
   local waiting, kept, polled = self.waiting, {}, false
-  local horizon = any_due(waiting, now) and now + M.BATCH or now
   for _, item in ipairs(waiting) do
-    if item.due <= horizon and self.n_async < self.max_fetch then
+    if item.due <= now and self.n_async < self.max_fetch then
       self:start_poll(item)
       polled = true
     else
@@ -575,7 +574,8 @@ function Run:created(item, decoded, now)
   self.stats.instances = self.stats.instances + 1
   item.inst = inst
   item.deadline = now + (item.opts.timeout or M.DEFAULT_TIMEOUT)
-  item.due = min(first_due(inst, item.opts, now, false), item.deadline)
+  item.planned = batched(first_due(inst, item.opts, now, false))
+  item.due = min(item.planned, item.deadline)
   item.state = "wait"
   self.waiting[#self.waiting + 1] = item
 end
@@ -599,7 +599,14 @@ function Run:polled(item, decoded, now)
     end
     return self:finish(item, nil, timeout_error(inst, timeout))
   end
-  item.due = min(now + M.poll_gap(now - inst.started, o), item.deadline)
+  -- The schedule runs on planned times, not on when answers came back: otherwise every
+  -- poll would drift by the time a batch of answers takes. A late answer still leaves
+  -- half a poll_interval before the next poll, so a slow server is not polled back to back.
+  local planned = item.planned
+  planned = batched(planned + M.poll_gap(planned - inst.started, o))
+  item.planned = planned
+  local floor = now + (o.poll_interval or M.DEFAULT_POLL_INTERVAL) / 2
+  item.due = min(planned > floor and planned or batched(floor), item.deadline)
   item.state = "wait"
   self.waiting[#self.waiting + 1] = item
 end
