@@ -600,6 +600,13 @@ function Paged:rows()
         local row = page.rows[i]
         if row then return row end
       end
+      -- drop the finished page before fetching the next one, and collect it, so that
+      -- peak memory is one page (plus the first run), not one page plus the garbage of
+      -- the previous ones waiting for the incremental collector
+      if page then
+        page = nil
+        collectgarbage("collect")
+      end
       page, i = self:next_page(), 0
       if not page then return nil end
     end
