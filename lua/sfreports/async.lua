@@ -11,7 +11,7 @@
 -- Success or Error), "timeout", or true (both) removes the instance.
 --
 -- Polling schedule. The first poll comes `poll_interval` (0.25 s) after the instance was
--- created; afterwards each gap is GROWTH (30%) of the time the instance has been running,
+-- created; afterwards each gap is GROWTH (20%) of the time the instance has been running,
 -- at least `poll_interval` and at most `poll_max` (10 s). The gaps therefore grow
 -- exponentially, and a report is seen finished at most ~30% (plus one round trip) after
 -- it really finished. `wait` adds +-10% jitter so that independent waiters do not poll
@@ -61,7 +61,7 @@ M.DEFAULT_TIMEOUT = 600        -- seconds a wait may take before a `timeout` err
 M.DEFAULT_POLL_INTERVAL = 0.25 -- first poll, and the smallest gap: small reports finish fast
 M.DEFAULT_FIRST_POLL = M.DEFAULT_POLL_INTERVAL
 M.DEFAULT_POLL_MAX = 10        -- backoff cap
-M.GROWTH = 0.3                 -- gap = GROWTH x time the instance has been running
+M.GROWTH = 0.2                 -- gap = GROWTH x time the instance has been running
 M.JITTER = 0.1                 -- +-10% on each gap of a single wait
 M.DEFAULT_MAX_SYNC = 20        -- Salesforce: 20 concurrent synchronous runs
 M.DEFAULT_MAX_FETCH = 200      -- Salesforce: 200 concurrent requests for async results
