@@ -662,7 +662,8 @@ http {
     it("starts at poll_interval and grows with the time the instance has run, up to poll_max", function()
       local o = {}
       assert.equal(async.DEFAULT_POLL_INTERVAL, async.poll_gap(0, o))
-      assert.near(3, async.poll_gap(10, o), 1e-9)
+      assert.near(10 * async.GROWTH, async.poll_gap(10, o), 1e-9)
+      assert.near(2, async.poll_gap(10, o), 1e-9) -- 20% of the 10 s the instance has run
       assert.equal(async.DEFAULT_POLL_MAX, async.poll_gap(1000, o))
       assert.equal(2, async.poll_gap(1000, { poll_max = 2 }))
       assert.equal(1, async.poll_gap(1, { poll_interval = 1 }))
