@@ -352,6 +352,18 @@ describe("sfreports.auth", function()
       end
       assert.are.equal(1, (after.by_path[TOKEN_PATH] or 0) - (before.by_path[TOKEN_PATH] or 0))
       assert.are.equal(1, client._token_generation)
+      -- each of the 10 runs (sync run or instance POST) was sent twice: once with the
+      -- expired token, once with the new one; no re-send went out with the expired token
+      local sent, seen = 0, {}
+      for i = 1, 10 do
+        local path = "/services/data/v" .. client.api_version .. "/analytics/reports/" .. list[i].id
+          .. (list[i].async and "/instances" or "")
+        if not seen[path] then
+          seen[path] = true
+          sent = sent + (after.by_path[path] or 0) - (before.by_path[path] or 0)
+        end
+      end
+      assert.are.equal(20, sent)
       client:close()
     end)
   end)

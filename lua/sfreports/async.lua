@@ -462,6 +462,7 @@ end
 -- Starts one request for an item; `kind` is "sync" or "async" (which limit it counts against).
 function Run:start(item, kind, method, path, body)
   item.method, item.path, item.body, item.kind = method, path, body, kind
+  item.generation = self.client._token_generation -- which token this request carries
   item.handle = self.transport:start(method, path, body)
   local inflight = self.inflight
   inflight[#inflight + 1] = item
@@ -557,6 +558,12 @@ function Run:result(item)
   if v == nil and not item.resent and resend(item.method, meta) then
     item.resent = true
     self.stats.resent = self.stats.resent + 1
+    if meta.kind == "auth" and self.client._auth then
+      -- renew for the token this request carried (a no-op when another request already
+      -- did), so the re-send goes out with the new token, not the expired one
+      local ok, rerr = self.client:_renew_token(item.generation)
+      if not ok then return nil, rerr end
+    end
     return self.client:request(item.method, item.path, item.body)
   end
   if v == nil then return nil, meta end
