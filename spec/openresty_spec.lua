@@ -58,6 +58,7 @@ http {
         location = /probe { content_by_lua_block { require("ngx_probe").probe() } }
         location = /many { content_by_lua_block { require("ngx_probe").many() } }
         location = /echo { content_by_lua_block { require("ngx_probe").echo() } }
+        location = /misuse { content_by_lua_block { require("ngx_probe").misuse() } }
         location = /init { content_by_lua_block { require("ngx_probe").init_report() } }
         location ~ ^/blocking/reports/(?<report_id>[A-Za-z0-9]+)\.csv$ {
             content_by_lua_block { require("sfreports_handlers").report_csv({ transport = "curl" }) }
@@ -373,6 +374,29 @@ describe("sfreports inside nginx", function()
       local r = probe_one(org.url .. API .. "/reports")
       assert.equal("auth", r.err.kind)
       assert.equal(401, r.err.status)
+    end)
+
+    it("refuses the same misuse as the libcurl session, with the same messages", function()
+      local status, body = test:request("/misuse")
+      assert.equal(200, status, body)
+      local got = decode(body)
+      local probe_mod = require "ngx_probe"
+      local s = core.session({ base_url = "http://127.0.0.1:1", token = "tok" })
+      local expected = {}
+      for i, c in ipairs(probe_mod.MISUSE) do
+        local ok, err = pcall(s.request, s, c[1], c[2], c[3], c[4])
+        expected[i] = ok and "no error" or probe_mod.bare(err)
+      end
+      expected[#expected + 1] = probe_mod.bare(select(2, pcall(s.set_token, s, "a\nb")))
+      s:close()
+      for i = 1, #expected do
+        assert.matches("^sfreports: ", got.errors[i])
+        -- the C session names the bad method its own way (luaL_checkoption)
+        if probe_mod.MISUSE[i] and probe_mod.MISUSE[i][1] ~= "BREW" then
+          assert.equal(expected[i], got.errors[i])
+        end
+      end
+      assert.equal(0, got.requests)
     end)
 
     it("verifies TLS against lua_ssl_trusted_certificate", function()

@@ -94,19 +94,38 @@ local function str_opt(opts, name, dflt)
   return v
 end
 
--- Header values end up in the request head: a CR or LF would let a caller (or a value
--- from elsewhere) inject headers, so it is refused as misuse.
+-- Header values end up in the request head: a control character (CR, LF, NUL...) would
+-- let a caller (or a value from elsewhere) add headers or split the request, so it is
+-- refused as misuse, with the C session's message (which never shows the value).
 local function check_header_text(s, what)
-  if find(s, "[\r\n]") then
-    error("sfreports: " .. what .. " must not contain CR or LF", 4)
+  if find(s, "[%z\1-\31\127]") then
+    error("sfreports: " .. what .. " must not contain control characters (CR, LF, NUL)", 4)
   end
   return s
 end
 
+-- Why a relative request path is unsafe, or nil (the C session's rules): ids and names
+-- from users or responses must not move the request off the resource it names, so no
+-- dot segments, no encoded or backslash separators in the path part, no fragment, space
+-- or control character.
+local function path_problem(p)
+  local path_part = match(p, "^[^?]*")
+  if find(path_part, "\\", 1, true) then return "a backslash" end
+  local lp = lower(path_part)
+  if find(lp, "%2e", 1, true) or find(lp, "%2f", 1, true) or find(lp, "%5c", 1, true) then
+    return "an encoded dot, slash or backslash"
+  end
+  if find(path_part .. "/", "/%.%.?/") then return "a '.' or '..' segment" end
+  if find(p, "[%z\1-\32\127]") then return "a space or control character" end
+  if find(p, "#", 1, true) then return "a '#'" end
+  return nil
+end
+M.path_problem = path_problem
+
 local function bearer(token)
   if token == nil then return nil end
   if type(token) ~= "string" then error("sfreports: option 'token' must be a string", 3) end
-  return "Bearer " .. check_header_text(token, "the token")
+  return "Bearer " .. check_header_text(token, "token")
 end
 
 -- M.new(opts): the options of core.session (base_url, token, api_version, timeout,
@@ -193,14 +212,17 @@ local function build(self, method, path, body, headers)
   if absolute then
     url = path
   elseif byte(path, 1) == 47 then -- "/"
+    local why = path_problem(path)
+    if why then error("sfreports: request path must not contain " .. why, 3) end
     url = self.base_url .. path
   else
     error("sfreports: request path must start with '/' or be an http(s) URL", 3)
   end
   local scheme, host, port, authority, target = split_url(url)
-  if not scheme then error("sfreports: cannot parse request URL", 3) end
-  check_header_text(target, "the request path")
-  if find(target, "[ %c]") then error("sfreports: the request path must not contain spaces", 3) end
+  -- a URL libcurl would refuse (CURLE_URL_MALFORMAT) is an `invalid` error there too
+  if not scheme or find(url, "[%z\1-\32\127]") then
+    return nil, errors.new("invalid", "malformed URL", { retryable = false, request_sent = false })
+  end
 
   local h = {
     method .. " " .. target .. " HTTP/1.1",
@@ -218,8 +240,8 @@ local function build(self, method, path, body, headers)
       if type(k) ~= "string" or type(v) ~= "string" then
         error("sfreports: request headers must map strings to strings", 3)
       end
-      check_header_text(k, "a header name")
-      check_header_text(v, "a header value")
+      check_header_text(k, "a request header name")
+      check_header_text(v, "a request header value")
       local lk = lower(k)
       if lk == "content-type" then has_ctype = true end
       if lk ~= "content-length" and lk ~= "host" and lk ~= "transfer-encoding" then
@@ -497,7 +519,8 @@ end
 function Transport:request(method, path, body, headers)
   check_open(self)
   local ngx = ngx_api()
-  local plan = build(self, method, path, body, headers)
+  local plan, perr = build(self, method, path, body, headers)
+  if not plan then return nil, perr end
   local phase = ngx.get_phase()
   if COSOCKET_PHASES[phase] then return perform_plan(self, ngx, plan) end
   if phase == "init" then return request_init(self, method, path, body, headers) end
@@ -560,7 +583,7 @@ function Transport:start(method, path, body, headers)
   local phase = ngx.get_phase()
   local handle = setmetatable({ _done = false }, Handle)
   self._pending = self._pending + 1
-  if not COSOCKET_PHASES[phase] then
+  if not plan or not COSOCKET_PHASES[phase] then
     -- no light threads here: the result is known now (init: blocking; others: error)
     handle.value, handle.meta = self:request(method, path, body, headers)
     finished(self, handle)

@@ -60,6 +60,31 @@ function M.probe()
   return reply({ results = out, stats = t:stats() })
 end
 
+-- The misuse cases of spec/openresty_spec.lua: each raises (a bug in the caller).
+M.MISUSE = {
+  { "GET", "/a/../b" }, { "GET", "/a/./b" }, { "GET", "/a%2Fb" }, { "GET", "/a\\b" },
+  { "GET", "/a b" }, { "GET", "/a#b" }, { "GET", "no-slash" }, { "BREW", "/x" },
+  { "GET", "/x", nil, { ["X-A"] = "a\r\nb: c" } }, { "GET", "/x", nil, { ["X-A\n"] = "a" } },
+  { "GET", "/x", nil, { ["X-A"] = {} } },
+}
+
+-- The message of an error, without the position prefix Lua adds.
+function M.bare(msg)
+  return (tostring(msg):gsub("^.-:%d+: ", ""))
+end
+
+-- GET /misuse: the error each misuse raises on the cosocket transport.
+function M.misuse()
+  local t = transport_ngx.new({ base_url = "http://127.0.0.1:1", token = "tok" })
+  local out = {}
+  for i, c in ipairs(M.MISUSE) do
+    local ok, err = pcall(t.request, t, c[1], c[2], c[3], c[4])
+    out[i] = ok and "no error" or M.bare(err)
+  end
+  out[#out + 1] = M.bare(select(2, pcall(t.set_token, t, "a\nb")))
+  return reply({ errors = out, requests = t:stats().requests })
+end
+
 -- GET /many?n=&path=: n requests at once with start/perform in one nginx request.
 function M.many()
   local args = ngx.req.get_uri_args()
