@@ -41,11 +41,15 @@ local function shell_quote(s)
 end
 fakeorg.shell_quote = shell_quote
 
+-- Runs a shell command: its stdout and whether it exited 0. The exit status is printed
+-- by the shell itself, because io.popen's close() does not report it on Lua 5.1/LuaJIT.
 local function run(cmd)
-  local p = assert(io.popen(cmd, "r"))
+  local p = assert(io.popen("{ " .. cmd .. "\n}; echo \"__exit=$?\"", "r"))
   local out = p:read("*a")
-  local ok, _, code = p:close()
-  return out, ok == true or code == 0
+  p:close()
+  local status = out:match("__exit=(%d+)%s*$")
+  out = out:gsub("__exit=%d+%s*$", "")
+  return out, status == "0"
 end
 fakeorg.run = run
 
