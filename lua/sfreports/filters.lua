@@ -165,16 +165,7 @@ local function check_value(v, fname, in_list)
     .. (in_list and " inside a list of values" or " as a filter value"))
 end
 
-local function number_string(v)
-  if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
-    return format("%d", v)
-  end
-  for digits = 15, 16 do
-    local s = format("%." .. digits .. "g", v)
-    if tonumber(s) == v then return s end
-  end
-  return format("%.17g", v)
-end
+local number_string = json.number_text
 
 -- A Lua date (number, table or mark) as "YYYY-MM-DD" or, with_time, "YYYY-MM-DDTHH:MM:SSZ".
 -- Numbers are os.time values; tables are local calendar fields, as for os.time.

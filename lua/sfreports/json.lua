@@ -38,20 +38,26 @@ end
 
 local encode_value
 
--- lua-cjson 2.1.0 rounds numbers to 14 significant digits; ids and amounts need all 17.
-local function encode_number(v)
-  if v ~= v or v == math.huge or v == -math.huge then
-    error("json: cannot encode " .. tostring(v), 0)
-  end
+-- The shortest decimal that reads back to the same (finite) double; integers without a
+-- fraction. Shared by body encoding, filter values, paging keys and the writers' raw mode.
+local function number_text(v)
   if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
     return format("%d", v)
   end
-  -- shortest form that reads back to the same double
   for digits = 15, 16 do
     local s = format("%." .. digits .. "g", v)
     if tonumber(s) == v then return s end
   end
   return format("%.17g", v)
+end
+json.number_text = number_text
+
+-- lua-cjson 2.1.0 rounds numbers to 14 significant digits; ids and amounts need all 17.
+local function encode_number(v)
+  if v ~= v or v == math.huge or v == -math.huge then
+    error("json: cannot encode " .. tostring(v), 0)
+  end
+  return number_text(v)
 end
 
 local function encode_array(t, out)

@@ -97,14 +97,7 @@ local function key_value(cell)
 end
 
 -- Shortest decimal that reads back to the same double (filters are strings, §7.2).
-local function number_text(v)
-  if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%d", v) end
-  for digits = 15, 17 do
-    local s = format("%." .. digits .. "g", v)
-    if tonumber(s) == v then return s end
-  end
-  return format("%.17g", v)
-end
+local number_text = json.number_text
 
 local function filter_value(v)
   if type(v) == "number" then return number_text(v) end

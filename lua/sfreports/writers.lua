@@ -83,8 +83,8 @@ local type, tostring, setmetatable, error, pcall, pairs = type, tostring, setmet
 local find, gsub, format, byte, char = string.find, string.gsub, string.format, string.byte, string.char
 local concat = table.concat
 local floor, huge = math.floor, math.huge
-local tonumber = tonumber
 local json_encode = json.encode
+local number_text = json.number_text
 local cjson_encode = require("cjson").encode
 
 local writers = {}
@@ -99,14 +99,7 @@ local function fmt_number(v)
   if v ~= v then return "NaN" end
   if v == huge then return "Infinity" end
   if v == -huge then return "-Infinity" end
-  if v == floor(v) and v > -9007199254740992 and v < 9007199254740992 then
-    return format("%d", v)
-  end
-  local s = format("%.15g", v)
-  if tonumber(s) == v then return s end
-  s = format("%.16g", v)
-  if tonumber(s) == v then return s end
-  return format("%.17g", v)
+  return number_text(v)
 end
 writers.format_number = fmt_number
 
