@@ -117,3 +117,18 @@ describe("sfreports.json", function()
     assert.has_error(function() json.encode({ [true] = 1 }) end)
   end)
 end)
+
+describe("sfreports.json pretty output and array marks", function()
+  it("writes one member per line, sorted, without escaping slashes", function()
+    local out = json.encode({ b = { 1, json.array() }, a = "x/y", c = {} }, { pretty = true })
+    assert.equal('{\n  "a": "x/y",\n  "b": [\n    1,\n    []\n  ],\n  "c": {}\n}', out)
+    assert.same({ a = "x/y", b = { 1, {} }, c = {} }, require("cjson").decode(out))
+  end)
+
+  it("marks empty report-metadata lists as arrays so they encode back as []", function()
+    local md = require("cjson").decode('{"reportFilters":[],"sortBy":[],"standardDateFilter":{},'
+      .. '"groupingsDown":[{"name":"X"}]}')
+    assert.equal('{"groupingsDown":[{"name":"X"}],"reportFilters":[],"sortBy":[],"standardDateFilter":{}}',
+      json.encode(json.mark_arrays(md)))
+  end)
+end)

@@ -16,7 +16,7 @@
 -- operator a column does not offer) comes back from the library as a failure (status 1).
 -- The library (and its C core) is loaded lazily: `--help` works without a build.
 local type, ipairs, pairs, tostring, tonumber, pcall = type, ipairs, pairs, tostring, tonumber, pcall
-local error, next, setmetatable, getmetatable, rawget = error, next, setmetatable, getmetatable, rawget
+local error, setmetatable, getmetatable, rawget = error, setmetatable, getmetatable, rawget
 local format, find, match, sub, gsub, lower, upper, rep, byte =
   string.format, string.find, string.match, string.sub, string.gsub, string.lower, string.upper,
   string.rep, string.byte
@@ -922,78 +922,6 @@ function Session:write_report(report, paged)
   return EXIT.OK
 end
 
--- JSON text of a decoded value, pretty enough to edit: one key per line.
-local json_pretty
-do
-  -- Keys whose value is a JSON array even when empty (lua-cjson decodes [] and {} alike).
-  local ARRAY_KEYS = {
-    reportFilters = true, detailColumns = true, groupingsDown = true, groupingsAcross = true,
-    aggregates = true, historicalSnapshotDates = true, sortBy = true, buckets = true,
-    customSummaryFormula = false, crossFilters = true, standardFilters = true, categories = true,
-    filterValues = true, values = true, reportTypes = true, dataTypeFilterOperatorMap = false,
-    customDetailFormula = false, dateGranularityInfos = true, standardDateFilterDurationGroups = true,
-    standardDateFilterDurations = true, columns = true, filterOperatorReference = false,
-  }
-  local function keys_of(t)
-    local keys = {}
-    for k in pairs(t) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    return keys
-  end
-  local function is_array(t)
-    local n = #t
-    if n == 0 then return false end
-    local count = 0
-    for _ in pairs(t) do count = count + 1 end
-    return count == n
-  end
-  function json_pretty(v, indent, key, out)
-    local writers = require "sfreports.writers"
-    local null = require("sfreports.json").null
-    local tv = type(v)
-    if v == null or v == nil then out[#out + 1] = "null"
-    elseif tv == "string" then out[#out + 1] = writers.json_string(v)
-    elseif tv == "number" then out[#out + 1] = writers.format_number(v)
-    elseif tv == "boolean" then out[#out + 1] = tostring(v)
-    elseif tv == "table" then
-      local inner = indent .. "  "
-      if next(v) == nil then
-        out[#out + 1] = ARRAY_KEYS[key] and "[]" or "{}"
-      elseif is_array(v) then
-        out[#out + 1] = "[\n"
-        for i, item in ipairs(v) do
-          out[#out + 1] = inner
-          json_pretty(item, inner, nil, out)
-          out[#out + 1] = i < #v and ",\n" or "\n"
-        end
-        out[#out + 1] = indent .. "]"
-      else
-        out[#out + 1] = "{\n"
-        local keys = keys_of(v)
-        for i, k in ipairs(keys) do
-          out[#out + 1] = inner .. writers.json_string(k) .. ": "
-          json_pretty(v[k], inner, k, out)
-          out[#out + 1] = i < #keys and ",\n" or "\n"
-        end
-        out[#out + 1] = indent .. "}"
-      end
-    else
-      out[#out + 1] = writers.json_string(tostring(v))
-    end
-    return out
-  end
-  cli.ARRAY_KEYS = ARRAY_KEYS
-end
-
--- Marks the empty tables under ARRAY_KEYS as JSON arrays (read from a file, for a request).
-local function mark_arrays(v, key)
-  if type(v) ~= "table" then return v end
-  local json = require "sfreports.json"
-  if next(v) == nil and cli.ARRAY_KEYS[key] then return json.array(v) end
-  for k, item in pairs(v) do v[k] = mark_arrays(item, k) end
-  return v
-end
-
 ---------------------------------------------------------------------------------------
 -- waiting for an asynchronous run, with progress
 
@@ -1139,7 +1067,7 @@ function commands.query(s, args)
     return s:fail(path .. " holds no report metadata: expected {\"reportMetadata\": {...}} or the"
       .. " reportMetadata object")
   end
-  md = mark_arrays(md)
+  md = require("sfreports.json").mark_arrays(md)
   local client, cerr = s:client()
   if not client then return s:fail(cerr) end
   local report, err = client:query(md, ropts)
@@ -1156,7 +1084,8 @@ function commands.describe(s, args)
   if s.format == "json" then
     local out, oerr = s:open_output()
     if not out then return s:fail(oerr) end
-    local ok, werr = out:write(concat(json_pretty(d, "", nil, {})), "\n")
+    local json = require "sfreports.json"
+    local ok, werr = out:write(json.encode(json.mark_arrays(d), { pretty = true }), "\n")
     if not ok then
       s:close_output()
       return s:fail("cannot write the output: " .. tostring(werr))

@@ -7,7 +7,8 @@ local cjson = require "cjson"
 local tonumber, type, pairs, ipairs = tonumber, type, pairs, ipairs
 local setmetatable, getmetatable = setmetatable, getmetatable
 local concat, sort = table.concat, table.sort
-local floor, format = math.floor, string.format
+local floor, format, gsub = math.floor, string.format, string.gsub
+local next = next
 local cjson_encode = cjson.encode
 
 local json = {}
@@ -60,16 +61,28 @@ local function encode_number(v)
   return number_text(v)
 end
 
-local function encode_array(t, out)
-  out[#out + 1] = "["
+-- indent: nil for compact output, else the current indentation (pretty output).
+local function encode_array(t, out, indent)
+  if indent and #t == 0 then out[#out + 1] = "[]"; return end
+  local inner = indent and indent .. "  "
+  out[#out + 1] = indent and "[\n" or "["
   for i, v in ipairs(t) do
-    if i > 1 then out[#out + 1] = "," end
-    encode_value(v, out)
+    if i > 1 then out[#out + 1] = indent and ",\n" or "," end
+    if inner then out[#out + 1] = inner end
+    encode_value(v, out, inner)
   end
-  out[#out + 1] = "]"
+  out[#out + 1] = indent and ("\n" .. indent .. "]") or "]"
 end
 
-local function encode_object(t, out)
+-- lua-cjson escapes every "/" as "\/"; a person reading pretty output should not see that
+-- (cjson never emits a bare "/", so each "\/" is that escape).
+local function string_text(s, pretty)
+  local text = cjson_encode(s)
+  if pretty then text = gsub(text, "\\/", "/") end
+  return text
+end
+
+local function encode_object(t, out, indent)
   local keys = {}
   for k in pairs(t) do
     if type(k) ~= "string" then
@@ -77,43 +90,68 @@ local function encode_object(t, out)
     end
     keys[#keys + 1] = k
   end
+  if indent and #keys == 0 then out[#out + 1] = "{}"; return end
   sort(keys) -- deterministic bodies make requests comparable in tests and logs
-  out[#out + 1] = "{"
+  local inner = indent and indent .. "  "
+  out[#out + 1] = indent and "{\n" or "{"
   for i, k in ipairs(keys) do
-    if i > 1 then out[#out + 1] = "," end
-    out[#out + 1] = cjson_encode(k)
-    out[#out + 1] = ":"
-    encode_value(t[k], out)
+    if i > 1 then out[#out + 1] = indent and ",\n" or "," end
+    if inner then out[#out + 1] = inner end
+    out[#out + 1] = string_text(k, indent)
+    out[#out + 1] = indent and ": " or ":"
+    encode_value(t[k], out, inner)
   end
-  out[#out + 1] = "}"
+  out[#out + 1] = indent and ("\n" .. indent .. "}") or "}"
 end
 
-function encode_value(v, out)
+function encode_value(v, out, indent)
   local tv = type(v)
   if tv == "table" then
     local mt = getmetatable(v)
     local kind = mt and mt.__jsontype
     if kind == "array" or (kind == nil and is_sequence(v)) then
-      encode_array(v, out)
+      encode_array(v, out, indent)
     else
-      encode_object(v, out)
+      encode_object(v, out, indent)
     end
   elseif v == cjson.null then
     out[#out + 1] = "null"
   elseif tv == "number" then
     out[#out + 1] = encode_number(v)
-  elseif tv == "string" or tv == "boolean" then
-    out[#out + 1] = cjson_encode(v)
+  elseif tv == "string" then
+    out[#out + 1] = string_text(v, indent)
+  elseif tv == "boolean" then
+    out[#out + 1] = v and "true" or "false"
   else
     error("json: cannot encode a " .. tv, 0)
   end
 end
 
 -- Encodes v; an unmarked empty table becomes an object. Raises on values JSON cannot hold.
-function json.encode(v)
+-- opts.pretty: one member per line, two-space indentation, for people to read and edit.
+function json.encode(v, opts)
   local out = {}
-  encode_value(v, out)
+  encode_value(v, out, opts and opts.pretty and "" or nil)
   return concat(out)
+end
+
+-- Keys of report metadata and describe results whose value is a JSON array even when
+-- empty: lua-cjson decodes [] and {} alike, and Salesforce refuses {} where it wants [].
+json.ARRAY_KEYS = {
+  reportFilters = true, detailColumns = true, groupingsDown = true, groupingsAcross = true,
+  aggregates = true, historicalSnapshotDates = true, sortBy = true, buckets = true,
+  crossFilters = true, standardFilters = true, categories = true, filterValues = true,
+  values = true, reportTypes = true, dateGranularityInfos = true,
+  standardDateFilterDurationGroups = true, standardDateFilterDurations = true,
+}
+
+-- Marks, in place, every empty table held under one of ARRAY_KEYS as an array, so that a
+-- decoded result encodes back as Salesforce sent it. Returns v.
+function json.mark_arrays(v, key)
+  if type(v) ~= "table" or getmetatable(v) then return v end
+  if next(v) == nil and json.ARRAY_KEYS[key] then return json.array(v) end
+  for k, item in pairs(v) do v[k] = json.mark_arrays(item, k) end
+  return v
 end
 
 return json
