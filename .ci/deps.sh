@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  gcc make pkg-config curl openssl
+  gcc make pkg-config curl openssl clang libclang-rt-14-dev
   lua5.1 lua5.3 lua5.4 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev
   luajit2 libluajit2-5.1-dev
   libcurl4-openssl-dev libssl-dev zlib1g-dev
