@@ -9,6 +9,7 @@ local async = require "sfreports.async"
 
 local monotime = core.monotime
 local R = fakeorg.reports
+local SLOW = require("timing").SLOW
 
 describe("sfreports.async", function()
   local org, client
@@ -70,7 +71,7 @@ describe("sfreports.async", function()
       assert.equal("New", inst.status)
       local t0 = monotime()
       local same, report = client:poll(inst)
-      assert.is_true(elapsed_since(t0) < 0.2)
+      assert.is_true(elapsed_since(t0) < 0.2 * SLOW)
       assert.equal(inst, same)
       assert.is_nil(report) -- fetched while not finished: attributes only, no factMap
       assert.truthy(inst.status == "New" or inst.status == "Running")
@@ -89,7 +90,7 @@ describe("sfreports.async", function()
       local t0 = monotime()
       local report, err = inst:wait({ timeout = 5 })
       assert.is_nil(report)
-      assert.is_true(elapsed_since(t0) < 1, "a gone instance is not waited for")
+      assert.is_true(elapsed_since(t0) < 1 * SLOW, "a gone instance is not waited for")
       assert.equal(404, err.status)
       assert.is_true(err.gone)
       assert.is_false(err.retryable)
@@ -113,7 +114,7 @@ describe("sfreports.async", function()
       local took = elapsed_since(t0)
       assert.equal(40, report:row_count())
       assert.equal("Success", inst.status)
-      assert.is_true(took >= 0.95 and took < 1.6, "took " .. took)
+      assert.is_true(took >= 0.95 and took < 1.6 * SLOW, "took " .. took)
       assert.is_true(inst.polls >= 2 and inst.polls <= 6, "polls " .. inst.polls)
       local server = org:stats().instance_polls[inst.id]
       assert.equal(inst.polls, server)
@@ -144,7 +145,7 @@ describe("sfreports.async", function()
       assert.equal(R.never_done.id, err.report_id)
       assert.is_true(err.retryable)
       assert.matches(inst.id, err.message, 1, true)
-      assert.is_true(took >= 0.7 and took < 1.0, "took " .. took)
+      assert.is_true(took >= 0.7 and took < 1.0 * SLOW, "took " .. took)
       assert.equal("Running", instance_ids(R.never_done.id)[inst.id])
       -- the caller can come back later with the same instance
       local again, err2 = inst:wait({ timeout = 0 })
@@ -209,7 +210,7 @@ describe("sfreports.async", function()
       local took = elapsed_since(t0)
       assert.is_true(calls >= 1)
       assert.equal(calls, inst.polls) -- a new instance: one sleep before each poll
-      assert.is_true(math.abs(took - total) < 0.15, ("slept %g of %g"):format(total, took))
+      assert.is_true(math.abs(took - total) < 0.15 * SLOW, ("slept %g of %g"):format(total, took))
     end)
 
     it("uses a sleep function from the client options", function()
@@ -265,7 +266,7 @@ describe("sfreports.async", function()
       local took = elapsed_since(t0)
       assert.equal(40, results[1]:row_count())
       assert.equal("SUMMARY", results[2].format)
-      assert.is_true(took < 1.15, "both waits overlapped (one after the other: >= 1.2 s): " .. took)
+      assert.is_true(took < 1.15 * SLOW, "both waits overlapped (one after the other: >= 1.2 s): " .. took)
     end)
 
     it("refuses yield = true outside a coroutine", function()
@@ -288,7 +289,7 @@ describe("sfreports.async", function()
         assert.equal(40, reports[i]:row_count())
       end
       assert.equal(50, reports.n)
-      assert.is_true(took >= 1.0 and took < 2.0, "took " .. took)
+      assert.is_true(took >= 1.0 and took < 2.0 * SLOW, "took " .. took)
       local server = org:stats()
       local instances, polls = 0, 0
       for _, n in pairs(server.instance_polls) do
@@ -351,11 +352,14 @@ describe("sfreports.async", function()
       assert.equal("timeout", errs[2].kind)
       assert.equal(R.never_done.id, errs[2].report_id)
       assert.equal("Running", instance_ids(R.never_done.id)[errs[2].instance_id])
-      assert.is_true(took >= 0.8 and took < 1.2, "took " .. took)
+      assert.is_true(took >= 0.8 and took < 1.2 * SLOW, "took " .. took)
     end)
 
     it("keeps at most max_concurrent_sync sync runs in flight", function()
-      org:control("config", { sync_delay = 0.2 })
+      -- under valgrind or the sanitizers the server delay grows with the slowdown, so that
+      -- starting 12 requests still takes less than one server delay
+      local d = 0.2 * SLOW
+      org:control("config", { sync_delay = d })
       local list = {}
       for i = 1, 12 do list[i] = R.tabular_small.id end
       local t0 = monotime()
@@ -364,16 +368,16 @@ describe("sfreports.async", function()
       for i = 1, 12 do assert.equal(40, reports[i]:row_count()) end
       assert.equal(4, org:stats().max_concurrent)
       assert.equal(4, stats.max_sync)
-      assert.is_true(took >= 0.6 and took < 1.0, "3 waves of 0.2 s: " .. took)
+      assert.is_true(took >= 3 * d and took < 5 * d, "3 waves of " .. d .. " s: " .. took)
       -- by default they all go together
       org:reset()
-      org:control("config", { sync_delay = 0.2 })
+      org:control("config", { sync_delay = d })
       t0 = monotime()
       reports = client:run_many(list)
       took = elapsed_since(t0)
       for i = 1, 12 do assert.equal(40, reports[i]:row_count()) end
       assert.equal(12, org:stats().max_concurrent)
-      assert.is_true(took < 0.4, "one wave: " .. took)
+      assert.is_true(took < 2 * d, "one wave: " .. took)
     end)
 
     it("keeps at most max_concurrent_fetch async requests in flight", function()
@@ -415,7 +419,7 @@ describe("sfreports.async", function()
       assert.equal("SUMMARY", reports[2].format)
       assert.is_true(#seen >= 2)
       -- the 0.7 s sync run overlapped the 0.6 s async run (one after the other: >= 1.3 s)
-      assert.is_true(took >= 0.7 and took < 1.15, "took " .. took)
+      assert.is_true(took >= 0.7 and took < 1.15 * SLOW, "took " .. took)
     end)
 
     it("lets two run_many calls share one client from two coroutines", function()
@@ -449,7 +453,7 @@ describe("sfreports.async", function()
         core.sleep(0.005)
         assert.is_true(monotime() - t0 < 5, "the two run_many calls did not finish")
       end
-      assert.is_true(monotime() - t0 < 1.2)
+      assert.is_true(monotime() - t0 < 1.2 * SLOW)
       local want = { { 40, "SUMMARY", "MATRIX", 40 }, { "MATRIX", 40, "SUMMARY" } }
       for j, w in ipairs(want) do
         local reports, errs = results[j][1], results[j][2]
@@ -601,14 +605,14 @@ http {
         bg:close()
         assert.equal(200, status)
         assert.equal("pong\n", body)
-        assert.is_true(ping < 0.2, "ping took " .. ping)
+        assert.is_true(ping < 0.2 * SLOW, "ping took " .. ping)
         assert.is_true(out.transport)
         assert.is_false(out.blocking) -- ngx.sleep, not the C core's blocking sleep
         assert.equal(23, out.ok)
         assert.equal("timeout", out.timeout_kind)
         assert.equal("Running", instance_ids(R.never_done.id)[out.instance_id])
         -- everything overlapped: the never-finishing instance's 0.6 s deadline sets the time
-        assert.is_true(out.elapsed >= 0.6 and out.elapsed < 1.1, "elapsed " .. out.elapsed)
+        assert.is_true(out.elapsed >= 0.6 and out.elapsed < 1.1 * SLOW, "elapsed " .. out.elapsed)
         assert.is_nil(srv:error_log():find("ngx.sleep(0)", 1, true))
       end)
       srv:stop()

@@ -12,8 +12,7 @@ local monotime = core.monotime
 
 -- Under valgrind or the sanitizers everything runs several times slower: upper time
 -- bounds stretch, lower bounds (the waits we promise) do not.
-local SLOW = (os.getenv("SFREPORTS_UNDER_VALGRIND") and 6)
-  or (os.getenv("SFREPORTS_UNDER_SANITIZER") and 3) or 1
+local SLOW = require("timing").SLOW
 
 local PID = (function()
   local f = assert(io.open("/proc/self/stat"))

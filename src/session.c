@@ -411,13 +411,38 @@ static void sfr_add_header(lua_State *L, sfr_request *r, const char *h)
 /* Pushes a new request userdata configured for (method, path, body); it is not yet
  * added to the multi. Raises on misuse. The token goes only to the session's own host:
  * an absolute URL (the OAuth endpoint) never receives the Authorization header. */
+/* Raises on a bad path or bad headers. Runs before anything is allocated, so that misuse
+ * costs no curl handle waiting for the collector. */
+static void sfr_request_check(lua_State *L, const char *path, int headers_idx)
+{
+    if (!sfr_is_absolute(path)) {
+        const char *why;
+        if (path[0] != '/')
+            luaL_error(L, "sfreports: request path must start with '/' or be an http(s) URL");
+        if ((why = sfr_path_problem(path)) != NULL)
+            luaL_error(L, "sfreports: request path must not contain %s", why);
+    }
+    if (headers_idx) {
+        lua_pushnil(L);
+        while (lua_next(L, headers_idx)) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "sfreports: request headers must map strings to strings");
+            sfr_check_header_value(L, -2, "a request header name");
+            sfr_check_header_value(L, -1, "a request header value");
+            lua_pop(L, 1);
+        }
+    }
+}
+
 static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *method,
                                       const char *path, const char *body, size_t body_len,
                                       int headers_idx)
 {
-    sfr_request *r = sfr_newuserdata(L, sizeof(*r));
+    sfr_request *r;
     int absolute = sfr_is_absolute(path);
     int has_ctype = 0;
+    sfr_request_check(L, path, headers_idx);
+    r = sfr_newuserdata(L, sizeof(*r));
     memset(r, 0, sizeof(*r));
     luaL_getmetatable(L, SFR_REQUEST_MT);
     lua_setmetatable(L, -2);
@@ -428,11 +453,6 @@ static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *
         curl_easy_setopt(r->easy, CURLOPT_URL, path);
     } else {
         luaL_Buffer b;
-        const char *why;
-        if (path[0] != '/')
-            luaL_error(L, "sfreports: request path must start with '/' or be an http(s) URL");
-        if ((why = sfr_path_problem(path)) != NULL)
-            luaL_error(L, "sfreports: request path must not contain %s", why);
         luaL_buffinit(L, &b);
         luaL_addstring(&b, s->base_url);
         luaL_addstring(&b, path);
@@ -481,10 +501,6 @@ static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *
     if (headers_idx) {
         lua_pushnil(L);
         while (lua_next(L, headers_idx)) {
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "sfreports: request headers must map strings to strings");
-            sfr_check_header_value(L, -2, "a request header name");
-            sfr_check_header_value(L, -1, "a request header value");
             if (strcasecmp(lua_tostring(L, -2), "content-type") == 0)
                 has_ctype = 1;
             lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
