@@ -152,7 +152,7 @@ bench: deps
 	@bash bench/run.sh $(BENCH_ARGS)
 
 lint:
-	luacheck lua spec bin examples bench fakeorg
+	luacheck -q --no-color lua spec bin examples bench fakeorg fuzz
 
 clean:
 	rm -rf build

@@ -72,4 +72,5 @@ write("deep_nesting", response(200, 0, JSON, string.rep("[", 1200) .. string.rep
 write("numbers", response(200, 0, JSON, "[1e400,-1e-400,0.0000001,123456789012345678901234567890,-0]"))
 -- 8 MB of zeros in ~8 KB: gunzip must stop at its cap, not allocate the lot. Kept in
 -- spec/fixtures/fuzz_regressions/ only: as a seed it would slow every mutation of it.
-write("../../spec/fixtures/fuzz_regressions/gzip_bomb", response(200, 0, JSON .. "Content-Encoding: gzip\r\n", gzip(string.rep("\0", 8 * 1024 * 1024))))
+write("../../spec/fixtures/fuzz_regressions/gzip_bomb",
+  response(200, 0, JSON .. "Content-Encoding: gzip\r\n", gzip(string.rep("\0", 8 * 1024 * 1024))))
