@@ -171,6 +171,11 @@ end
 -- status is Success, the report; or nil, err.
 function M.poll(client, inst)
   check_instance(inst, "poll")
+  -- ids go into the URL path: one changed by hand is refused before any request
+  for _, which in ipairs({ { inst.report_id, "report id" }, { inst.id, "instance id" } }) do
+    local ok, why = ids.check(which[1], which[2])
+    if not ok then return nil, errors.invalid(why, { instance_id = inst.id, report_id = inst.report_id }) end
+  end
   local decoded, err = client:request("GET", results_path(client, inst))
   if decoded == nil then return poll_failed(inst, err) end
   return absorb(inst, decoded)
@@ -574,7 +579,7 @@ end
 -- An instance exists: schedule its first poll.
 function Run:created(item, decoded, now)
   local inst = M.instance(self.client, item.id, decoded)
-  if type(inst.id) ~= "string" or inst.id == "" then
+  if type(inst.id) ~= "string" or not ids.check(inst.id) then
     return self:finish(item, nil, errors.new("decode",
       "the instance response of report " .. item.id .. " has no instance id", { report_id = item.id }))
   end

@@ -58,6 +58,9 @@ function M.check_instance_url(url)
   if type(url) ~= "string" or url == "" then
     return nil, errors.invalid("instance_url is required (e.g. https://yourdomain.my.salesforce.com)")
   end
+  if match(url, "[%c%s]") then
+    return nil, errors.invalid("instance_url must not contain spaces or control characters")
+  end
   local scheme, host, rest = match(url, "^(%a[%w+.-]*)://([^/?#]+)(.*)$")
   if not scheme then
     return nil, errors.invalid(format("instance_url %q is not an absolute URL", url))
@@ -116,6 +119,10 @@ function M.new(opts)
     self.instance_url = url
     if type(token) ~= "string" or token == "" then
       return nil, errors.invalid("access_token is required (or give an auth = {...} flow)")
+    end
+    if match(token, "[%c%s]") then
+      -- it would end the Authorization header early; the message never repeats the token
+      return nil, errors.invalid("access_token must not contain spaces or control characters")
     end
   end
   self._token = token
