@@ -265,6 +265,22 @@ describe("sfreports command", function()
       assert.are.equal(1, res.code)
       assert.truthy(res.err:find('cannot use the Salesforce CLI login "no-such-alias-xyz"', 1, true), res.err)
     end)
+
+    it("runs with a Salesforce CLI login (--org), no token in the environment or output", function()
+      -- the stand-in `sf` (spec/support/bin/sf) answers for alias "dev" with the fake org
+      local sfdir = TMP .. "/sf-state"
+      os.execute("mkdir -p " .. q(sfdir))
+      write_file(sfdir .. "/dev.url", org.url)
+      local bin = ROOT .. "/spec/support/bin"
+      local res = sfr({ "run", R.tabular_small.id, "--org", "dev", "--format", "jsonl" },
+        { env = { PATH = bin .. ":/usr/bin:/bin", FAKE_SF_DIR = sfdir } })
+      assert_ok(res)
+      assert.are.equal(40, #lines_of(res.out))
+      local calls = read_file(sfdir .. "/calls") or ""
+      assert.truthy(calls:find("org display --target-org dev --json", 1, true), calls)
+      assert.truthy(calls:find("org auth show-access-token --target-org dev --json", 1, true), calls)
+      assert.is_nil(res.err:find("00D", 1, true))
+    end)
   end)
 
   describe("run", function()
