@@ -940,37 +940,35 @@ static const luaL_Reg sfr_request_methods[] = {
     { NULL, NULL }
 };
 
-/* Registers both metatables; the decode function is on top of the stack and becomes
- * upvalue 1 of every method. Pops it. */
+/* Registers one userdata metatable: methods share upvalue decode (a stack index), __gc
+ * and __close are the same idempotent function, __metatable hides the table. */
+static void sfr_register_type(lua_State *L, const char *name, const luaL_Reg *methods,
+                              lua_CFunction gc, lua_CFunction tostring, int decode)
+{
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    lua_pushvalue(L, decode);
+    sfr_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+    if (tostring) {
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+/* Registers the session and request types; the decode function is on top of the stack
+ * and becomes upvalue 1 of every method. Pops it. */
 static void sfr_session_register(lua_State *L)
 {
     int decode = lua_gettop(L);
-    luaL_newmetatable(L, SFR_SESSION_MT);
-    lua_newtable(L);
-    lua_pushvalue(L, decode);
-    sfr_setfuncs(L, sfr_session_methods, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sfr_session_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, sfr_session_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, sfr_session_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "sfreports.session");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, SFR_REQUEST_MT);
-    lua_newtable(L);
-    lua_pushvalue(L, decode);
-    sfr_setfuncs(L, sfr_request_methods, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sfr_request_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, sfr_request_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushliteral(L, "sfreports.request");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    sfr_register_type(L, SFR_SESSION_MT, sfr_session_methods, sfr_session_gc, sfr_session_tostring, decode);
+    sfr_register_type(L, SFR_REQUEST_MT, sfr_request_methods, sfr_request_gc, NULL, decode);
     lua_pop(L, 1); /* decode */
 }
