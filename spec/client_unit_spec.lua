@@ -132,3 +132,19 @@ describe("sfreports.json pretty output and array marks", function()
       json.encode(json.mark_arrays(md)))
   end)
 end)
+
+describe("retry options", function()
+  it("are checked when the client is made", function()
+    local base = { instance_url = "https://x.my.salesforce.com", access_token = "t" }
+    local function with(k, v)
+      local o = { [k] = v }
+      for kk, vv in pairs(base) do o[kk] = vv end
+      return o
+    end
+    assert.has_error(function() sfreports.new(with("retries", -1)) end,
+      "sfreports: option 'retries' for sfreports.new must be a whole number >= 0")
+    assert.has_error(function() sfreports.new(with("retries", 1.5)) end)
+    assert.has_error(function() sfreports.new(with("retry_base", -0.1)) end)
+    assert.is_truthy(sfreports.new(with("retries", 0)))
+  end)
+end)

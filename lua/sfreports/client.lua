@@ -100,6 +100,12 @@ end
 function M.new(opts)
   check_options(opts, CLIENT_OPTIONS, "sfreports.new")
   opts = opts or {}
+  if opts.retries and (opts.retries < 0 or opts.retries ~= math.floor(opts.retries)) then
+    error("sfreports: option 'retries' for sfreports.new must be a whole number >= 0", 2)
+  end
+  if opts.retry_base and opts.retry_base < 0 then
+    error("sfreports: option 'retry_base' for sfreports.new must not be negative", 2)
+  end
   -- the client keeps its options without the token: a dump of the client shows no secret
   local kept = {}
   for k, v in pairs(opts) do
@@ -475,7 +481,6 @@ function Client:close()
   if self.transport then self.transport:close() end
 end
 Client.__close = Client.close
-Client.__gc = nil
 
 M.Client = Client
 
