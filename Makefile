@@ -72,7 +72,7 @@ test-one:
 	$(SPEC_PATHS) $(BUSTED) --cpath='$(BUILD)/?.so' spec
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all
 	@$(SPEC_PATHS) $(LUA) examples/demo.lua
 
 env:
