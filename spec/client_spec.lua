@@ -119,6 +119,34 @@ describe("client against the fake org", function()
     assert.equal("AMOUNT", cols[2].name)
   end)
 
+  it("exposes run_sync, run_async and fetch_instance in the C core, returning decoded JSON", function()
+    local core = require "sfreports.core"
+    org:control("config", { async_delay = 0.2 })
+    local s = core.session({ base_url = org.url, token = org.token, api_version = "67.0" })
+    local v, meta = assert(s:run_sync(R.summary_1.id))
+    assert.equal(200, meta.status)
+    assert.equal("SUMMARY", v.reportMetadata.reportFormat)
+    assert.is_table(v.factMap["0!T"].rows)
+    local nodetail = assert(s:run_sync(R.summary_1.id, nil, false))
+    assert.is_nil(nodetail.factMap["0!T"].rows)
+    local posted = assert(s:run_sync(R.tabular_5k.id,
+      '{"reportMetadata":{"reportFilters":[{"column":"TYPE","operator":"equals","value":"New Customer"}]}}'))
+    for _, row in ipairs(posted.factMap["T!T"].rows) do
+      assert.equal("New Customer", row.dataCells[10].value)
+    end
+    local inst = assert(s:run_async(R.tabular_small.id))
+    assert.equal("New", inst.status)
+    local result
+    for _ = 1, 50 do
+      result = assert(s:fetch_instance(R.tabular_small.id, inst.id))
+      if result.factMap then break end
+      core.sleep(0.05)
+    end
+    assert.equal("Success", result.attributes.status)
+    assert.equal(40, #result.factMap["T!T"].rows)
+    s:close()
+  end)
+
   it("reuses one connection for sequential requests and uses gzip", function()
     for _ = 1, 5 do assert(client:describe(R.tabular_small.id)) end
     assert(client:run_sync(R.tabular_wide.id))

@@ -871,8 +871,9 @@ static int sfr_push_id_error(lua_State *L, int i, const char *what)
     return 2;
 }
 
-/* session:run_sync(report_id, metadata_json?, include_details?) */
-static int sfr_session_run_sync(lua_State *L)
+/* A report run: (report_id, metadata_json?, include_details?) at stack 2..4. async posts
+ * an instance; a sync run is a GET without metadata and a POST with it. */
+static int sfr_run(lua_State *L, int async)
 {
     sfr_session *s = sfr_check_session(L, 1);
     size_t blen = 0;
@@ -880,23 +881,22 @@ static int sfr_session_run_sync(lua_State *L)
     int details = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
     if (sfr_push_id_error(L, 2, "report id"))
         return 2;
-    lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s?includeDetails=%s",
-                    s->api_version, lua_tostring(L, 2), details ? "true" : "false");
-    return sfr_blocking(L, s, md ? "POST" : "GET", lua_tostring(L, -1), md, blen, 0);
+    lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s%s?includeDetails=%s",
+                    s->api_version, lua_tostring(L, 2), async ? "/instances" : "",
+                    details ? "true" : "false");
+    return sfr_blocking(L, s, (async || md) ? "POST" : "GET", lua_tostring(L, -1), md, blen, 0);
+}
+
+/* session:run_sync(report_id, metadata_json?, include_details?) */
+static int sfr_session_run_sync(lua_State *L)
+{
+    return sfr_run(L, 0);
 }
 
 /* session:run_async(report_id, metadata_json?, include_details?) */
 static int sfr_session_run_async(lua_State *L)
 {
-    sfr_session *s = sfr_check_session(L, 1);
-    size_t blen = 0;
-    const char *md = luaL_optlstring(L, 3, NULL, &blen);
-    int details = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
-    if (sfr_push_id_error(L, 2, "report id"))
-        return 2;
-    lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s/instances?includeDetails=%s",
-                    s->api_version, lua_tostring(L, 2), details ? "true" : "false");
-    return sfr_blocking(L, s, "POST", lua_tostring(L, -1), md, blen, 0);
+    return sfr_run(L, 1);
 }
 
 /* session:fetch_instance(report_id, instance_id) */
