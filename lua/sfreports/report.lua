@@ -259,34 +259,31 @@ local function column_label(info, name, fallback)
   return (info and str(info.label)) or str(name) or fallback
 end
 
-local function build_columns(meta, ext)
-  local names = tbl(meta.detailColumns) or EMPTY
-  local infos = tbl(ext.detailColumnInfo) or EMPTY
+-- Columns named by the list `names`, described by the map `infos`; a column without a
+-- name is labelled "<fallback> <i>".
+local function build_named_columns(names, infos, fallback)
+  names, infos = tbl(names) or EMPTY, tbl(infos) or EMPTY
   local cols = {}
   for i = 1, #names do
     local name = names[i]
     local info = type(name) == "string" and tbl(infos[name]) or nil
     cols[i] = {
-      name = str(name), label = column_label(info, name, "Column " .. i),
+      name = str(name), label = column_label(info, name, fallback .. " " .. i),
       data_type = info and str(info.dataType) or nil, index = i, info = info,
     }
   end
   return cols
 end
 
+local function build_columns(meta, ext)
+  return build_named_columns(meta.detailColumns, ext.detailColumnInfo, "Column")
+end
+
 local function build_aggregate_columns(meta, ext)
-  local names = tbl(meta.aggregates) or EMPTY
-  local infos = tbl(ext.aggregateColumnInfo) or EMPTY
-  local cols = {}
-  for i = 1, #names do
-    local name = names[i]
-    local info = type(name) == "string" and tbl(infos[name]) or nil
-    cols[i] = {
-      name = str(name), label = column_label(info, name, "Aggregate " .. i),
-      data_type = info and str(info.dataType) or nil, index = i, info = info,
-      down_context = info and info.downGroupingContext,
-      across_context = info and info.acrossGroupingContext,
-    }
+  local cols = build_named_columns(meta.aggregates, ext.aggregateColumnInfo, "Aggregate")
+  for _, col in ipairs(cols) do
+    col.down_context = col.info and col.info.downGroupingContext
+    col.across_context = col.info and col.info.acrossGroupingContext
   end
   return cols
 end
