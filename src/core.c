@@ -27,9 +27,8 @@
 /* core.decode(s) -> value | nil, err */
 static int sfr_core_decode(lua_State *L)
 {
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    sfr_decode(L, lua_upvalueindex(1), s, len);
+    luaL_checkstring(L, 1);
+    sfr_decode(L, lua_upvalueindex(1), 1);
     return 2;
 }
 
@@ -39,8 +38,6 @@ static int sfr_core_classify(lua_State *L)
 {
     long status = (long)luaL_checkinteger(L, 1);
     const char *ctype = luaL_optstring(L, 2, NULL);
-    size_t len;
-    const char *body = luaL_optlstring(L, 3, "", &len);
     int allow_empty = lua_toboolean(L, 5);
     double retry_after = -1;
     if (lua_istable(L, 4)) {
@@ -49,7 +46,12 @@ static int sfr_core_classify(lua_State *L)
             retry_after = sfr_header_number(lua_tostring(L, -1));
         lua_pop(L, 1);
     }
-    sfr_classify(L, lua_upvalueindex(1), status, ctype, body, len, allow_empty, retry_after);
+    if (lua_isnoneornil(L, 3)) {
+        lua_pushliteral(L, "");
+        lua_replace(L, 3);
+    }
+    luaL_checkstring(L, 3);
+    sfr_classify(L, lua_upvalueindex(1), status, ctype, 3, allow_empty, retry_after);
     return 2;
 }
 

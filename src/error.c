@@ -132,12 +132,14 @@ static int sfr_status_retryable(long status)
     return status == 429 || status == 502 || status == 503 || status == 504;
 }
 
-/* Calls the private cjson decode held at upvalue 1 on body. Leaves the value, or nil and
- * an error, on the stack (two slots). Never raises for bad JSON: decode runs under pcall. */
-static void sfr_decode(lua_State *L, int decode_idx, const char *body, size_t len)
+/* Calls the private cjson decode (at decode_idx) on the string at body_idx, which is passed
+ * as is: the body is never copied again. Leaves the value, or nil and an error, on the
+ * stack (two slots). Never raises for bad JSON: decode runs under pcall. */
+static void sfr_decode(lua_State *L, int decode_idx, int body_idx)
 {
+    body_idx = sfr_absindex(L, body_idx);
     lua_pushvalue(L, decode_idx);
-    lua_pushlstring(L, body, len);
+    lua_pushvalue(L, body_idx);
     if (lua_pcall(L, 1, 1, 0) == 0) {
         lua_pushnil(L);
         return;
@@ -224,12 +226,16 @@ static int sfr_body_blank(const char *body, size_t len)
     return 1;
 }
 
-/* Classifies a complete response. Leaves two values: (value, nil) or (nil, err).
- * allow_empty: an empty 2xx body is success (DELETE, 204) and yields true.
- * retry_after: seconds from a Retry-After header, or -1. */
+/* Classifies a complete response whose body is the string at body_idx. Leaves two values:
+ * (value, nil) or (nil, err). allow_empty: an empty 2xx body is success (DELETE, 204) and
+ * yields true. retry_after: seconds from a Retry-After header, or -1. */
 static void sfr_classify(lua_State *L, int decode_idx, long status, const char *ctype,
-                         const char *body, size_t len, int allow_empty, double retry_after)
+                         int body_idx, int allow_empty, double retry_after)
 {
+    size_t len;
+    const char *body;
+    body_idx = sfr_absindex(L, body_idx);
+    body = lua_tolstring(L, body_idx, &len);
     int blank = sfr_body_blank(body, len);
     if (status >= 200 && status < 300) {
         if (blank) {
@@ -253,7 +259,7 @@ static void sfr_classify(lua_State *L, int decode_idx, long status, const char *
             lua_remove(L, -2);
             return;
         }
-        sfr_decode(L, decode_idx, body, len);
+        sfr_decode(L, decode_idx, body_idx);
         if (!lua_isnil(L, -1)) {
             lua_pushinteger(L, (lua_Integer)status);
             lua_setfield(L, -2, "status");
@@ -262,7 +268,7 @@ static void sfr_classify(lua_State *L, int decode_idx, long status, const char *
     }
     /* not 2xx */
     if (!blank && sfr_is_json_type(ctype) && (body[0] == '[' || body[0] == '{' || isspace((unsigned char)body[0]))) {
-        sfr_decode(L, decode_idx, body, len);
+        sfr_decode(L, decode_idx, body_idx);
         if (lua_isnil(L, -1)) { /* decoded */
             lua_pop(L, 1);
             sfr_push_api_error(L, -1, status, retry_after);

@@ -771,10 +771,13 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         if (lua_isstring(L, -1))
             retry_after = sfr_header_number(lua_tostring(L, -1));
         lua_pop(L, 1);
-        sfr_classify(L, decode_idx, r->status, ctype, r->body ? r->body : "", r->body_len,
-                     r->allow_empty, retry_after);
-        /* stack: headers, ctype, value|nil, nil|err */
+        /* The body moves into a Lua string and the C copy is freed before decoding, so a
+         * large report is held once, not twice, while its decoded tree is built. */
+        lua_pushlstring(L, r->body ? r->body : "", r->body_len);
         sfr_request_reset_buffers(r);
+        sfr_classify(L, decode_idx, r->status, ctype, -1, r->allow_empty, retry_after);
+        lua_remove(L, -3); /* the body string */
+        /* stack: headers, ctype, value|nil, nil|err */
         ok = !lua_isnil(L, -2);
         if (ok) {
             lua_pop(L, 1);
