@@ -380,6 +380,14 @@ local function keepalive_scenario()
       { name = "sfreports, lua5.4", key = "lua", run = counted(format("lua5.4 %s %s %d %s", ka, id, N, kind.arg)) },
       { name = "sfreports, LuaJIT", key = "jit", run = counted(format("luajit %s %s %d %s", ka, id, N, kind.arg)) },
     }
+    if kind.arg == "describe" then
+      -- The same requests without decoding (client:request_raw): what curl does, so the
+      -- difference to the rows above is the decode alone.
+      contenders[#contenders + 1] = { name = "sfreports request_raw, lua5.4", key = "raw_lua",
+        run = counted(format("lua5.4 %s %s %d describe_raw", ka, id, N)) }
+      contenders[#contenders + 1] = { name = "sfreports request_raw, LuaJIT", key = "raw_jit",
+        run = counted(format("luajit %s %s %d describe_raw", ka, id, N)) }
+    end
     -- What decoding costs alone: the same answer decoded N times by cjson, no network.
     local body = TMP .. "/keepalive.json"
     sh(format("curl -s -K %s %s > %s", q(TMP .. "/curl.cfg"), q(url), q(body)))
@@ -394,10 +402,14 @@ local function keepalive_scenario()
       N, kind.label, tonumber(size) / 1024))
     out()
     out(format("Medians of %d interleaved runs after a warm-up; wall and cpu of the whole process."
-      .. " sfreports decodes every answer, curl writes it to /dev/null.", OPT.ka_reps))
+      .. " client:describe and list_reports decode every answer, request_raw returns the text"
+      .. " undecoded, curl writes it to /dev/null.", OPT.ka_reps))
     out()
     local curl = contenders[1].med
-    local dec = { lua = contenders[4].med.wall, jit = contenders[5].med.wall }
+    local dec = {}
+    for _, c in ipairs(contenders) do
+      if c.key == "dec_lua" then dec.lua = c.med.wall elseif c.key == "dec_jit" then dec.jit = c.med.wall end
+    end
     local rows = {}
     for _, c in ipairs(contenders) do
       local m = c.med
@@ -408,7 +420,7 @@ local function keepalive_scenario()
     table_md({ "contender", "wall s", "ms / request", "cpu ms", "connections", "wall / curl",
                "wall / (curl + decode alone)" }, rows)
     for _, c in ipairs(contenders) do
-      if c.key == "lua" or c.key == "jit" then
+      if c.key == "lua" or c.key == "jit" or c.key == "raw_lua" or c.key == "raw_jit" then
         check("Keep-alive " .. kind.label, c.name .. ": wall ≤ 1.2× curl", c.med.wall / curl.wall, 1.2)
       end
     end

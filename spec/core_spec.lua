@@ -23,6 +23,18 @@ describe("sfreports.core", function()
       assert.equal("x", v[1].id)
     end)
 
+    it("returns a 2xx JSON body as its text when raw, and still classifies errors", function()
+      local body = '[{"id":"x"}]'
+      assert.equal(body, core.classify(200, "application/json", body, nil, false, true))
+      local v, err = core.classify(404, "application/json",
+        '[{"errorCode":"NOT_FOUND","message":"no such report"}]', nil, false, true)
+      assert.is_nil(v)
+      assert.equal("NOT_FOUND", err.code)
+      v, err = core.classify(200, "text/html", "<html>login</html>", nil, false, true)
+      assert.is_nil(v)
+      assert.equal("http", err.kind)
+    end)
+
     it("treats a 204 empty body as success", function()
       assert.is_true(core.classify(204, nil, ""))
     end)

@@ -346,6 +346,20 @@ describe("sfreports inside nginx", function()
       assert.is_nil(r.headers["content-encoding"])
     end)
 
+    it("returns raw answers as the libcurl engine does: gunzipped text; errors classified", function()
+      local path = API .. "/reports/" .. R.tabular_small.id .. "/describe"
+      local unknown = API .. "/reports/" .. require("sfreports.ids").to18("00OFk00000Z9999") .. "/describe"
+      local a = probe({ base_url = org.url, token = org.token, requests = {
+        { path = path, raw = true }, { path = unknown, raw = true } } })
+      local ok, bad = a.results[1], a.results[2]
+      assert.is_true(ok.ok, encode(ok.err))
+      assert.equal("gzip", ok.headers["content-encoding"])
+      assert.equal("string", type(ok.value))
+      assert.same(decode(assert(client:request_raw("GET", path))), decode(ok.value))
+      assert.is_false(bad.ok)
+      assert.equal("NOT_FOUND", bad.err.code)
+    end)
+
     it("keeps connections alive and pools them across nginx requests", function()
       local path = API .. "/reports/" .. R.tabular_small.id
       local a = probe({ base_url = org.url, token = org.token,

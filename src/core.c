@@ -32,14 +32,18 @@ static int sfr_core_decode(lua_State *L)
     return 2;
 }
 
-/* core.classify(status, content_type?, body, headers?) -> value | nil, err
+/* core.classify(status, content_type?, body, headers?, allow_empty?, raw?) -> value | nil, err
  * For transports that do their own I/O (the nginx cosocket one). */
 static int sfr_core_classify(lua_State *L)
 {
-    long status = (long)luaL_checkinteger(L, 1);
-    const char *ctype = luaL_optstring(L, 2, NULL);
-    int allow_empty = lua_toboolean(L, 5);
+    long status;
+    const char *ctype;
+    int allow_empty;
     double retry_after = -1;
+    lua_settop(L, 6); /* fixed slots: the body may be replaced in place below */
+    status = (long)luaL_checkinteger(L, 1);
+    ctype = luaL_optstring(L, 2, NULL);
+    allow_empty = lua_toboolean(L, 5);
     if (lua_istable(L, 4)) {
         lua_getfield(L, 4, "retry-after");
         if (lua_isstring(L, -1))
@@ -51,7 +55,7 @@ static int sfr_core_classify(lua_State *L)
         lua_replace(L, 3);
     }
     luaL_checkstring(L, 3);
-    sfr_classify(L, lua_upvalueindex(1), status, ctype, 3, allow_empty, retry_after);
+    sfr_classify(L, lua_upvalueindex(1), status, ctype, 3, allow_empty, lua_toboolean(L, 6), retry_after);
     return 2;
 }
 

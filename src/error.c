@@ -228,9 +228,10 @@ static int sfr_body_blank(const char *body, size_t len)
 
 /* Classifies a complete response whose body is the string at body_idx. Leaves two values:
  * (value, nil) or (nil, err). allow_empty: an empty 2xx body is success (DELETE, 204) and
- * yields true. retry_after: seconds from a Retry-After header, or -1. */
+ * yields true. raw: a 2xx JSON body is the value as is, undecoded. retry_after: seconds
+ * from a Retry-After header, or -1. */
 static void sfr_classify(lua_State *L, int decode_idx, long status, const char *ctype,
-                         int body_idx, int allow_empty, double retry_after)
+                         int body_idx, int allow_empty, int raw, double retry_after)
 {
     size_t len;
     const char *body;
@@ -257,6 +258,11 @@ static void sfr_classify(lua_State *L, int decode_idx, long status, const char *
             lua_concat(L, 2);
             sfr_push_error(L, "http", lua_tostring(L, -1), status, NULL, 0);
             lua_remove(L, -2);
+            return;
+        }
+        if (raw) {
+            lua_pushvalue(L, body_idx);
+            lua_pushnil(L);
             return;
         }
         sfr_decode(L, decode_idx, body_idx);

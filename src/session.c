@@ -41,6 +41,7 @@ struct sfr_request {
     char *body; size_t body_len, body_cap;
     char *head; size_t head_len, head_cap;
     int in_multi, done, too_large, allow_empty, stalled;
+    int raw;               /* a 2xx JSON answer is returned as text, not decoded */
     double last_io;        /* monotonic time of the last byte in or out */
     curl_off_t io_total;   /* bytes up + down as of last_io */
     double stall_s;        /* copied from the session: it outlives a detach */
@@ -554,7 +555,7 @@ static const char *sfr_check_method(lua_State *L, int i)
     return methods[luaL_checkoption(L, i, NULL, methods)];
 }
 
-/* session:start(method, path, body?, headers?) -> request (in flight) */
+/* session:start(method, path, body?, headers?, raw?) -> request (in flight) */
 static int sfr_session_start(lua_State *L)
 {
     sfr_session *s = sfr_check_session(L, 1);
@@ -564,7 +565,8 @@ static int sfr_session_start(lua_State *L)
     const char *body = luaL_optlstring(L, 4, NULL, &blen);
     if (!lua_isnoneornil(L, 5))
         luaL_checktype(L, 5, LUA_TTABLE);
-    sfr_request_build(L, s, method, path, body, blen, lua_isnoneornil(L, 5) ? 0 : 5);
+    int raw = lua_toboolean(L, 6); /* read before the request userdata is pushed */
+    sfr_request_build(L, s, method, path, body, blen, lua_isnoneornil(L, 5) ? 0 : 5)->raw = raw;
     sfr_request_submit(L, s, 1, -1);
     return 1;
 }
@@ -775,7 +777,7 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
          * large report is held once, not twice, while its decoded tree is built. */
         lua_pushlstring(L, r->body ? r->body : "", r->body_len);
         sfr_request_reset_buffers(r);
-        sfr_classify(L, decode_idx, r->status, ctype, -1, r->allow_empty, retry_after);
+        sfr_classify(L, decode_idx, r->status, ctype, -1, r->allow_empty, r->raw, retry_after);
         lua_remove(L, -3); /* the body string */
         /* stack: headers, ctype, value|nil, nil|err */
         ok = !lua_isnil(L, -2);
@@ -833,17 +835,18 @@ static void sfr_wait(lua_State *L, sfr_session *s, int si, int ri)
 
 /* Builds, submits and waits for one request; pushes its result (2 values). */
 static int sfr_blocking(lua_State *L, sfr_session *s, const char *method, const char *path,
-                        const char *body, size_t blen, int headers_idx)
+                        const char *body, size_t blen, int headers_idx, int raw)
 {
     int ri;
-    sfr_request_build(L, s, method, path, body, blen, headers_idx);
+    sfr_request_build(L, s, method, path, body, blen, headers_idx)->raw = raw;
     ri = lua_gettop(L);
     sfr_request_submit(L, s, 1, ri);
     sfr_wait(L, s, 1, ri);
     return sfr_push_result(L, lua_upvalueindex(1), ri);
 }
 
-/* session:request(method, path, body?, headers?) -> value, meta | nil, err */
+/* session:request(method, path, body?, headers?, raw?) -> value, meta | nil, err
+ * raw: a 2xx JSON answer is returned as its text; errors are classified as usual. */
 static int sfr_session_request(lua_State *L)
 {
     sfr_session *s = sfr_check_session(L, 1);
@@ -853,7 +856,8 @@ static int sfr_session_request(lua_State *L)
     const char *body = luaL_optlstring(L, 4, NULL, &blen);
     if (!lua_isnoneornil(L, 5))
         luaL_checktype(L, 5, LUA_TTABLE);
-    return sfr_blocking(L, s, method, path, body, blen, lua_isnoneornil(L, 5) ? 0 : 5);
+    return sfr_blocking(L, s, method, path, body, blen, lua_isnoneornil(L, 5) ? 0 : 5,
+                        lua_toboolean(L, 6));
 }
 
 /* Ids go into the URL path, so anything but 15/18 alphanumerics is refused here too
@@ -887,7 +891,7 @@ static int sfr_run(lua_State *L, int async)
     lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s%s?includeDetails=%s",
                     s->api_version, lua_tostring(L, 2), async ? "/instances" : "",
                     details ? "true" : "false");
-    return sfr_blocking(L, s, (async || md) ? "POST" : "GET", lua_tostring(L, -1), md, blen, 0);
+    return sfr_blocking(L, s, (async || md) ? "POST" : "GET", lua_tostring(L, -1), md, blen, 0, 0);
 }
 
 /* session:run_sync(report_id, metadata_json?, include_details?) */
@@ -912,7 +916,7 @@ static int sfr_session_fetch_instance(lua_State *L)
         return 2;
     lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s/instances/%s",
                     s->api_version, lua_tostring(L, 2), lua_tostring(L, 3));
-    return sfr_blocking(L, s, "GET", lua_tostring(L, -1), NULL, 0, 0);
+    return sfr_blocking(L, s, "GET", lua_tostring(L, -1), NULL, 0, 0, 0);
 }
 
 static int sfr_session_close(lua_State *L)

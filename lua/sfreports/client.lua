@@ -210,8 +210,20 @@ end
 -- Sends one request through the transport with this client's retry and renewal policy.
 -- body: nil, a string (sent as is) or a table (encoded with sfreports.json).
 function Client:request(method, path, body, headers)
+  return self:_request(method, path, body, headers, false)
+end
+
+-- Like request, but a successful answer is returned as the JSON text Salesforce sent,
+-- undecoded: for passing it on (an nginx handler serving it, an archive) without paying
+-- for a decode and an encode. Errors are decoded and classified as usual. The text is not
+-- checked like a report model is (allData): whoever reads it must.
+function Client:request_raw(method, path, body, headers)
+  return self:_request(method, path, body, headers, true)
+end
+
+function Client:_request(method, path, body, headers, raw)
   if type(body) == "table" then body = json.encode(body) end
-  local value, meta = self:_send(method, path, body, headers)
+  local value, meta = self:_send(method, path, body, headers, raw)
   if value == nil then return nil, meta end
   self:_note_meta(meta)
   return value, meta
@@ -219,23 +231,23 @@ end
 
 -- Every request goes through here: sfreports.retry decides whether and when to try
 -- again; each try renews the token once on an auth failure when the client can.
-function Client:_send(method, path, body, headers)
+function Client:_send(method, path, body, headers, raw)
   local retry = require "sfreports.retry"
   return retry.call(self, method, function()
-    return self:_send_authed(method, path, body, headers)
+    return self:_send_authed(method, path, body, headers, raw)
   end)
 end
 
 -- One try with the current token; on an `auth` error a client that can renew its token
 -- renews it (once per token generation, however many requests failed with it) and
 -- sends the request again.
-function Client:_send_authed(method, path, body, headers)
+function Client:_send_authed(method, path, body, headers, raw)
   local generation = self._token_generation
-  local value, meta = self.transport:request(method, path, body, headers)
+  local value, meta = self.transport:request(method, path, body, headers, raw)
   if value == nil and meta.kind == "auth" and self._auth then
     local ok, err = self:_renew_token(generation)
     if not ok then return nil, err end
-    return self.transport:request(method, path, body, headers)
+    return self.transport:request(method, path, body, headers, raw)
   end
   return value, meta
 end

@@ -482,20 +482,20 @@ local function finish(self, plan, status, headers, body)
   elseif enc ~= "" and enc ~= "identity" then
     return nil, errors.new("decode", "unsupported Content-Encoding " .. enc, { status = status, retryable = false })
   end
-  local value, err = classify(status, headers["content-type"], body, headers, plan.allow_empty)
+  local value, err = classify(status, headers["content-type"], body, headers, plan.allow_empty, plan.raw)
   if value == nil then return nil, err end
   return value, { status = status, headers = headers, limit_info = headers["sforce-limit-info"] }
 end
 
 -- The blocking path for the init phase: a libcurl session used once and closed, so no
 -- connection made in the master process is inherited by the workers.
-local function request_init(self, method, path, body, headers)
+local function request_init(self, method, path, body, headers, raw)
   local o = {}
   for k, v in pairs(self._opts) do o[k] = v end
   o.token = nil
   local s = core.session(o)
   if self._auth then s:set_token(sub(self._auth, 8)) end -- after "Bearer "
-  local value, meta = s:request(method, path, body, headers)
+  local value, meta = s:request(method, path, body, headers, raw)
   local st = s:stats()
   s:close()
   self._requests = self._requests + st.requests
@@ -515,15 +515,17 @@ local function perform_plan(self, ngx, plan)
   return finish(self, plan, status, headers, body)
 end
 
--- transport:request(method, path, body?, headers?) -> value, meta | nil, err
-function Transport:request(method, path, body, headers)
+-- transport:request(method, path, body?, headers?, raw?) -> value, meta | nil, err
+-- raw: a 2xx JSON answer is returned as its text, undecoded.
+function Transport:request(method, path, body, headers, raw)
   check_open(self)
   local ngx = ngx_api()
   local plan, perr = build(self, method, path, body, headers)
   if not plan then return nil, perr end
+  plan.raw = raw and true or nil
   local phase = ngx.get_phase()
   if COSOCKET_PHASES[phase] then return perform_plan(self, ngx, plan) end
-  if phase == "init" then return request_init(self, method, path, body, headers) end
+  if phase == "init" then return request_init(self, method, path, body, headers, raw) end
   return nil, M.phase_error(phase)
 end
 
@@ -575,17 +577,18 @@ local function finished(self, handle)
   if self._sem then self._sem:post(1) end
 end
 
--- transport:start(method, path, body?, headers?) -> handle (already running)
-function Transport:start(method, path, body, headers)
+-- transport:start(method, path, body?, headers?, raw?) -> handle (already running)
+function Transport:start(method, path, body, headers, raw)
   check_open(self)
   local ngx = ngx_api()
   local plan = build(self, method, path, body, headers)
+  if plan then plan.raw = raw and true or nil end
   local phase = ngx.get_phase()
   local handle = setmetatable({ _done = false }, Handle)
   self._pending = self._pending + 1
   if not plan or not COSOCKET_PHASES[phase] then
     -- no light threads here: the result is known now (init: blocking; others: error)
-    handle.value, handle.meta = self:request(method, path, body, headers)
+    handle.value, handle.meta = self:request(method, path, body, headers, raw)
     finished(self, handle)
     return handle
   end

@@ -44,7 +44,7 @@ local function one_result(value, second)
   }
 end
 
--- POST /probe {base_url, token, opts, requests = [{method, path, body}]}: runs the
+-- POST /probe {base_url, token, opts, requests = [{method, path, body, raw}]}: runs the
 -- requests one after another on one transport; answers with each result and stats.
 function M.probe()
   ngx.req.read_body()
@@ -55,7 +55,7 @@ function M.probe()
   if not t then return reply({ new_err = err_fields(terr) }) end
   local out = {}
   for i, r in ipairs(q.requests) do
-    out[i] = one_result(t:request(r.method or "GET", r.path, r.body))
+    out[i] = one_result(t:request(r.method or "GET", r.path, r.body, nil, r.raw))
   end
   return reply({ results = out, stats = t:stats() })
 end
