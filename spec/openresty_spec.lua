@@ -198,6 +198,18 @@ describe("sfreports inside nginx", function()
       assert.equal("chunked", headers["transfer-encoding"])
     end)
 
+    it("pass a describe through undecoded, and refuse a bad id before any request", function()
+      local status, body, headers = example:request("/reports/" .. R.tabular_small.id .. "/describe")
+      assert.equal(200, status)
+      assert.matches("^application/json", headers["content-type"])
+      assert.same(assert(client:describe(R.tabular_small.id)), decode(body))
+      local before = org:stats().requests
+      status, body = example:request("/reports/00OFk00000A0001MAX/describe")
+      assert.equal(400, status)
+      assert.matches("checksum", decode(body).message)
+      assert.equal(before, org:stats().requests)
+    end)
+
     it("pass writer options (raw values) through", function()
       local expected = csv_of(assert(client:run_sync(R.summary_1.id)), { raw = true })
       local status, body = example:request("/reports/" .. R.summary_1.id .. ".csv?raw=1")

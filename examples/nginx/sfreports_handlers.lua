@@ -2,6 +2,7 @@
 -- Inside a content handler sfreports talks to Salesforce over cosockets (non-blocking),
 -- so one nginx worker serves many report requests at once. See README.md.
 --   GET  /reports/<id>.csv               run the report (sync) and stream it as CSV
+--   GET  /reports/<id>/describe          the report's describe, as Salesforce sent it
 --   POST /reports/<id>/runs              start an async run; JSON {id, status, ...}
 --   GET  /reports/<id>/runs/<iid>        status of an async run as JSON
 --   GET  /reports/<id>/runs/<iid>.csv    wait for the run (ngx.sleep) and stream CSV
@@ -12,6 +13,8 @@ local sfreports = require "sfreports"
 local writers = require "sfreports.writers"
 local json = require "sfreports.json"
 local async = require "sfreports.async"
+local ids = require "sfreports.ids"
+local errors = require "sfreports.errors"
 
 local ngx = ngx
 local concat = table.concat
@@ -103,6 +106,20 @@ function M.report_csv(client_opts)
   local report, err = client:run_sync(id, { details = o.details })
   if not report then return send_error(err) end
   return M.stream_csv(report, id .. ".csv", o.raw)
+end
+
+-- GET /reports/<id>/describe: passed through as Salesforce sent it (request_raw: no
+-- decode and re-encode), e.g. for a front end that builds filter forms from it.
+function M.describe_json(client_opts)
+  local client = M.client(client_opts)
+  local id = ngx.var.report_id
+  local ok, why = ids.check(id, "report id")
+  if not ok then return send_error(errors.invalid(why, { report_id = id })) end
+  local text, err = client:request_raw("GET", client:path("reports/%s/describe", id))
+  if not text then return send_error(err) end
+  ngx.header["Content-Type"] = "application/json; charset=utf-8"
+  ngx.print(text)
+  return ngx.exit(200)
 end
 
 local function instance_json(inst)
