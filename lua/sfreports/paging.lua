@@ -444,31 +444,55 @@ function Pager:split(item, report, lo, lo_open, hi, hi_open)
   return out
 end
 
--- One keyset page of `item` (stays at the head of the work list until done).
-function Pager:keyset_step(item)
-  local key = self.keys[item.level]
-  local conds
-  if item.last == nil then
-    conds = with(item.conds, key, "notEqual", "")
-  else
-    conds = with(item.conds, key, item.inclusive and "greaterOrEqual" or "greaterThan", filter_value(item.last))
-  end
-  local report, err = self:run(conds, key)
-  if not report then return nil, err end
-  local ki, kerr = self:page_key_index(report, key)
-  if not ki then return nil, kerr end
-  -- check that the server's order agrees with its filter (else rows would be lost)
+-- The filters of the next keyset page of `item`: every non-blank key value at first, then
+-- past the last value seen (`>=` while its rows are held in the boundary to drop again,
+-- `>` once that value was paged apart on the next key).
+local function keyset_conds(item, key)
+  if item.last == nil then return with(item.conds, key, "notEqual", "") end
+  return with(item.conds, key, item.inclusive and "greaterOrEqual" or "greaterThan", filter_value(item.last))
+end
+
+-- The first and last key values (column ki) of a keyset page, after checking that the
+-- server's order agrees with its filter (else rows would be lost): every value present,
+-- none below `after`, never decreasing. Or nil, nil and an `api` error naming the key.
+function Pager:keyset_bounds(report, ki, key, after)
   local first, last, prev
   for row in report:rows() do
     local v = key_value(row.data_cells[ki])
-    if v == nil or (item.last ~= nil and v < item.last) or (prev ~= nil and v < prev) then
-      return nil, errors.new("api", format("the rows of a page are not in %s order (value %s after %s); "
+    if v == nil or (after ~= nil and v < after) or (prev ~= nil and v < prev) then
+      return nil, nil, errors.new("api", format("the rows of a page are not in %s order (value %s after %s); "
         .. "this key cannot page the report: choose another with opts.key", key, tostring(v),
-        tostring(prev or item.last)), { report_id = self.id })
+        tostring(prev or after)), { report_id = self.id })
     end
     if first == nil then first = v end
     prev, last = v, v
   end
+  return first, last
+end
+
+-- Every row of `report` whose key (column ki) is v, as a multiset of whole rows.
+local function rows_at(report, ki, v)
+  local rows = { tuples = {}, n = 0 }
+  for row in report:rows() do
+    if key_value(row.data_cells[ki]) == v then
+      local t = row_tuple(row)
+      rows.tuples[t] = (rows.tuples[t] or 0) + 1
+      rows.n = rows.n + 1
+    end
+  end
+  return rows
+end
+
+-- One keyset page of `item` (stays at the head of the work list until done).
+function Pager:keyset_step(item)
+  local key = self.keys[item.level]
+  local conds = keyset_conds(item, key)
+  local report, err = self:run(conds, key)
+  if not report then return nil, err end
+  local ki, kerr = self:page_key_index(report, key)
+  if not ki then return nil, kerr end
+  local first, last, oerr = self:keyset_bounds(report, ki, key, item.last)
+  if oerr then return nil, oerr end
   if report.all_data then
     item.done = true
     return self:make_page(report, { conds = conds, level = item.level }, item.skips, item.boundary), nil
@@ -488,15 +512,7 @@ function Pager:keyset_step(item)
   -- The rows at the new boundary value come again on the next page. All of them have
   -- been emitted by now (here, or earlier when they were dropped here as duplicates), so
   -- the boundary is every row of the page at that value, not only the ones emitted here.
-  local boundary = { tuples = {}, n = 0 }
-  for row in report:rows() do
-    if key_value(row.data_cells[ki]) == last then
-      local t = row_tuple(row)
-      boundary.tuples[t] = (boundary.tuples[t] or 0) + 1
-      boundary.n = boundary.n + 1
-    end
-  end
-  item.last, item.inclusive, item.boundary = last, true, boundary
+  item.last, item.inclusive, item.boundary = last, true, rows_at(report, ki, last)
   return page
 end
 
@@ -679,13 +695,10 @@ local function detail_columns(md, describe)
   return out
 end
 
--- Runs the report with every row (see the header). Returns a Paged object (rows still to
--- come unless the first run was complete, or on_page was given: then all pages were
--- handed over already), or nil and an error.
-function M.run_all(client, report_id, opts)
-  opts = check_options(opts)
-  local describe, derr = client:describe(report_id, { cached = true })
-  if not describe then return nil, derr end
+-- The metadata of the caller's run: opts.metadata, overridden by the changes its filter
+-- options make to the saved report (filters.prepare), with detail rows on. Or nil and
+-- the error.
+local function run_metadata(opts, describe)
   local prep = {}
   for _, k in ipairs(filters.OPTIONS) do prep[k] = opts[k] end
   local changes, perr = filters.prepare(prep, describe)
@@ -694,15 +707,18 @@ function M.run_all(client, report_id, opts)
   for k, v in pairs(opts.metadata or {}) do base[k] = v end
   for k, v in pairs(changes) do base[k] = v end
   base.hasDetailRows = true
+  return base
+end
 
-  -- keys: the caller's, or the report's ordered columns (ranked after the first run)
-  local columns = detail_columns(base, describe)
-  local keys, explicit = {}, false
-  if type(opts.key) == "table" then
-    explicit = true
-    for i, k in ipairs(opts.key) do keys[i] = k end
-  elseif opts.key then
-    keys[1] = opts.key
+-- The caller's paging keys (opts.key: a column name or a list of them; none when nil),
+-- each checked usable and named as the report type names it. Or nil and an `invalid`
+-- error naming the first column that cannot be a key.
+local function caller_keys(key, describe)
+  local keys = {}
+  if type(key) == "table" then
+    for i, k in ipairs(key) do keys[i] = k end
+  elseif key then
+    keys[1] = key
   end
   for i, k in ipairs(keys) do
     local why, c = unusable(describe, k)
@@ -712,65 +728,127 @@ function M.run_all(client, report_id, opts)
     end
     keys[i] = c.name
   end
-  local added = {}
-  local function add_column(name)
-    if not index_of(columns, name) then
-      columns[#columns + 1] = name
-      added[#added + 1] = name
-    end
+  return keys
+end
+
+local function add_missing(columns, added, name)
+  if not index_of(columns, name) then
+    columns[#columns + 1] = name
+    added[#added + 1] = name
   end
-  for _, k in ipairs(keys) do add_column(k) end
+end
+
+-- Makes the run show its key columns: the keys missing from the detail columns, or, with
+-- no key given and no detail column usable as one, the describe's best candidate, are
+-- appended to base.detailColumns. Returns the list of the added columns.
+local function add_key_columns(base, describe, keys)
+  local columns = detail_columns(base, describe)
+  local added = {}
+  for _, k in ipairs(keys) do add_missing(columns, added, k) end
   if #keys == 0 and #rank_keys(describe, columns, nil) == 0 then
     local k = describe_key(describe)
-    if k then add_column(k) end
+    if k then add_missing(columns, added, k) end
   end
   if #added > 0 then base.detailColumns = json.array(columns) end
+  return added
+end
 
-  local first, ferr = client:run_sync(report_id, { metadata = base })
-  if not first then return nil, ferr end
-  local format_name = first.format
-  local strategy = opts.strategy or (format_name == "TABULAR" and "keyset" or "ranges")
+-- opts.strategy, else keyset for a TABULAR report and ranges for the others. Or nil and
+-- the error when keyset is asked of a report that is not TABULAR.
+local function choose_strategy(strategy, format_name)
+  strategy = strategy or (format_name == "TABULAR" and "keyset" or "ranges")
   if strategy == "keyset" and format_name ~= "TABULAR" then
     return nil, errors.invalid("keyset paging needs a TABULAR report (Salesforce orders summary rows by "
       .. "group first); use strategy = \"ranges\"", { option = "strategy" })
   end
-  local self = setmetatable({
+  return strategy
+end
+
+-- A joined report can be paged only when its first run is complete. Or nil and the error.
+local function check_pageable(first, report_id)
+  if first.format == "MULTI_BLOCK" and not first.all_data then
+    return nil, errors.invalid("a joined (MULTI_BLOCK) report cannot be paged", { report_id = report_id })
+  end
+  return true
+end
+
+local function new_paged(first, strategy, keys, added)
+  return setmetatable({
     report = first, all_data = false, error = nil, strategy = strategy, keys = keys,
     added_columns = added, stats = { runs = 1, pages = 0, rows = 0, duplicates = 0, splits = 0 },
   }, Paged)
-  local pager = setmetatable({
-    client = client, id = report_id, base = base, strategy = strategy, stats = self.stats,
+end
+
+-- The pager behind `paged` (its keys and work are set by seed_work).
+local function new_pager(client, report_id, opts, base, paged)
+  return setmetatable({
+    client = client, id = report_id, base = base, strategy = paged.strategy, stats = paged.stats,
     concurrency = min(opts.concurrency or M.DEFAULT_CONCURRENCY, M.MAX_CONCURRENCY),
     max_runs = opts.max_runs or M.DEFAULT_MAX_RUNS, work = {},
   }, Pager)
-  self._pager = pager
-  if format_name == "MULTI_BLOCK" and not first.all_data then
-    return nil, errors.invalid("a joined (MULTI_BLOCK) report cannot be paged", { report_id = report_id })
-  end
+end
 
+-- Appends to `keys` (in place) the report's usable detail columns not in it yet, ranked
+-- by the distinct values they show in the first run.
+local function add_ranked_keys(keys, describe, base, first)
+  for _, k in ipairs(rank_keys(describe, detail_columns(base, describe), first)) do
+    if not index_of(keys, k) then keys[#keys + 1] = k end
+  end
+end
+
+-- The pager's first work: the first run as the only page when it is complete; else the
+-- items that split it on the keys (the caller's list as given, or completed by ranking).
+-- True, or nil and the error (a `limit` one when there is no key at all).
+local function seed_work(pager, first, describe, keys, explicit)
   if first.all_data then
     pager.work[1] = { kind = "page", page = pager:make_page(first, { conds = {}, level = 1 }) }
-  else
-    if not explicit then
-      for _, k in ipairs(rank_keys(describe, detail_columns(base, describe), first)) do
-        if not index_of(keys, k) then keys[#keys + 1] = k end
-      end
-    end
-    if #keys == 0 then
-      return nil, limit_error("the report returns more than 2,000 rows and has no column to page on "
-        .. "(a filterable date, datetime, number, percent or currency column); add one with opts.key",
-        { report_id = report_id })
-    end
-    pager.keys = keys
-    local subs, err = pager:expand({ conds = {}, level = 1 }, first)
-    if not subs then return nil, err end
-    pager.work = subs
+    return true
   end
+  if not explicit then add_ranked_keys(keys, describe, pager.base, first) end
+  if #keys == 0 then
+    return nil, limit_error("the report returns more than 2,000 rows and has no column to page on "
+      .. "(a filterable date, datetime, number, percent or currency column); add one with opts.key",
+      { report_id = pager.id })
+  end
+  pager.keys = keys
+  local subs, err = pager:expand({ conds = {}, level = 1 }, first)
+  if not subs then return nil, err end
+  pager.work = subs
+  return true
+end
+
+-- Runs the report with every row (see the header). Returns a Paged object (rows still to
+-- come unless the first run was complete, or on_page was given: then all pages were
+-- handed over already), or nil and an error.
+function M.run_all(client, report_id, opts)
+  opts = check_options(opts)
+  local describe, derr = client:describe(report_id, { cached = true })
+  if not describe then return nil, derr end
+  local base, berr = run_metadata(opts, describe)
+  if not base then return nil, berr end
+  -- keys: the caller's, or the report's ordered columns (ranked after the first run)
+  local explicit = type(opts.key) == "table"
+  local keys, kerr = caller_keys(opts.key, describe)
+  if not keys then return nil, kerr end
+  local added = add_key_columns(base, describe, keys)
+
+  local first, ferr = client:run_sync(report_id, { metadata = base })
+  if not first then return nil, ferr end
+  local strategy, serr = choose_strategy(opts.strategy, first.format)
+  if not strategy then return nil, serr end
+  local ok, jerr = check_pageable(first, report_id)
+  if not ok then return nil, jerr end
+
+  local paged = new_paged(first, strategy, keys, added)
+  local pager = new_pager(client, report_id, opts, base, paged)
+  paged._pager = pager
+  local seeded, werr = seed_work(pager, first, describe, keys, explicit)
+  if not seeded then return nil, werr end
   if opts.on_page then
-    local ok, err = self:each_page(opts.on_page)
-    if not ok then return nil, err end
+    local done, err = paged:each_page(opts.on_page)
+    if not done then return nil, err end
   end
-  return self
+  return paged
 end
 
 return M
