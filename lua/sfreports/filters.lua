@@ -409,8 +409,9 @@ local function and_of(first, last)
   return { tag = "and", items = items }
 end
 
--- Parses "1 AND (2 OR NOT 3)". Returns the AST, or nil and a sentence.
-local function parse_logic(s)
+-- Splits a logic string into tokens ({ kind = "num", n = }, "(", ")", "AND", "OR", "NOT";
+-- operators in any case), each with its position. Returns the list, or nil and a sentence.
+local function tokenize_logic(s)
   local tokens, i, n = {}, 1, #s
   while i <= n do
     local c = sub(s, i, i)
@@ -435,6 +436,13 @@ local function parse_logic(s)
       return nil, "unexpected " .. quote(c) .. " at position " .. i
     end
   end
+  return tokens
+end
+
+-- Parses "1 AND (2 OR NOT 3)". Returns the AST, or nil and a sentence.
+local function parse_logic(s)
+  local tokens, token_err = tokenize_logic(s)
+  if not tokens then return nil, token_err end
   if #tokens == 0 then return nil, "it is empty" end
 
   local pos = 1
@@ -1101,12 +1109,10 @@ local function range_date(v, key)
   misuse("prepare", "date_filter." .. key .. " must be an os.time number, a date table or an ISO string")
 end
 
-local function prepare_date_filter(describe, idx, md, df)
-  if type(df) == "string" then df = { duration = df } end
-  if type(df) ~= "table" then misuse("prepare", "date_filter must be a date literal or a table") end
-  check_keys(df, { column = true, duration = true, from = true, to = true }, "prepare", "date_filter")
-  local saved = table_or_nil(md.standardDateFilter)
-  local column
+-- The column a date_filter applies to: date_filter.column (resolved; it must be a date
+-- column), else the saved standard date filter's. Returns its API name, or nil, a sentence
+-- and fields.
+local function date_filter_column(idx, saved, df)
   if df.column ~= nil then
     if type(df.column) ~= "string" then misuse("prepare", "date_filter.column must be a string") end
     local c, msg, fields = resolve(idx, df.column, "date_filter")
@@ -1115,13 +1121,17 @@ local function prepare_date_filter(describe, idx, md, df)
       return nil, format("date_filter column %s is a %s column, not a date", describe_column(c), c.dataType),
         { option = "date_filter", column = c.name }
     end
-    column = c.name
+    return c.name
   elseif saved and type(saved.column) == "string" then
-    column = saved.column
-  else
-    return nil, "this report has no standard date filter column; name one with date_filter.column",
-      { option = "date_filter" }
+    return saved.column
   end
+  return nil, "this report has no standard date filter column; name one with date_filter.column",
+    { option = "date_filter" }
+end
+
+-- The duration a date_filter asks for, upper-cased: its duration, or "CUSTOM" when it gives
+-- from/to dates. Raises when it gives neither, or both.
+local function date_filter_duration(df)
   local duration = df.duration
   local custom = df.from ~= nil or df.to ~= nil
   if duration ~= nil then
@@ -1132,27 +1142,51 @@ local function prepare_date_filter(describe, idx, md, df)
     if custom and duration ~= "CUSTOM" then
       misuse("prepare", "date_filter takes either duration or from/to, not both")
     end
+    return duration
   elseif not custom then
     misuse("prepare", "date_filter needs a duration (e.g. THIS_FISCAL_QUARTER) or from/to dates")
-  else
-    duration = "CUSTOM"
   end
-  if duration == "CUSTOM" then
-    local from, to = NULL, NULL
-    local err
-    if df.from ~= nil then
-      from, err = range_date(df.from, "from")
-      if not from then return nil, err, { option = "date_filter" } end
-    end
-    if df.to ~= nil then
-      to, err = range_date(df.to, "to")
-      if not to then return nil, err, { option = "date_filter" } end
-    end
-    if from ~= NULL and to ~= NULL and from > to then
-      return nil, format("date_filter starts on %s, after it ends on %s", from, to), { option = "date_filter" }
-    end
-    return { column = column, durationValue = "CUSTOM", startDate = from, endDate = to }
+  return "CUSTOM"
+end
+
+-- A CUSTOM standardDateFilter from date_filter.from/to (a missing end stays open). Returns
+-- it, or nil, a sentence and fields.
+local function custom_date_filter(column, df)
+  local from, to = NULL, NULL
+  local err
+  if df.from ~= nil then
+    from, err = range_date(df.from, "from")
+    if not from then return nil, err, { option = "date_filter" } end
   end
+  if df.to ~= nil then
+    to, err = range_date(df.to, "to")
+    if not to then return nil, err, { option = "date_filter" } end
+  end
+  if from ~= NULL and to ~= NULL and from > to then
+    return nil, format("date_filter starts on %s, after it ends on %s", from, to), { option = "date_filter" }
+  end
+  return { column = column, durationValue = "CUSTOM", startDate = from, endDate = to }
+end
+
+-- The message for a duration describe does not offer (`list`): close matches when there are
+-- some, else the first dozen offered.
+local function unoffered_duration_message(df, duration, list)
+  local candidates = {}
+  for i, v in ipairs(list) do candidates[i] = { key = v, names = { v } } end
+  local shown = {}
+  for i, v in ipairs(close_matches(duration, candidates)) do shown[i] = quote(v) end
+  local msg = format("date filter %s is not offered by this report type", quote(df.duration or duration))
+  if #shown > 0 then
+    return msg .. "; did you mean " .. or_list(shown) .. "?"
+  end
+  local offered = {}
+  for i = 1, min(12, #list) do offered[i] = list[i] end
+  return msg .. "; offered: " .. concat(offered, ", ") .. (#list > 12 and ", ..." or "")
+end
+
+-- A standardDateFilter over a relative duration (THIS_FISCAL_QUARTER, LAST_N_DAYS:30),
+-- checked against the durations describe offers. Returns it, or nil, a sentence and fields.
+local function duration_date_filter(describe, saved, column, duration, df)
   local list, set = offered_durations(describe, saved)
   if not list then
     -- describe lists no durations: accept anything shaped like a date literal
@@ -1166,21 +1200,24 @@ local function prepare_date_filter(describe, idx, md, df)
   -- the Analytics API is UNCONFIRMED (salesforce-analytics-api.md §7.4).
   local family = match(duration, "^([A-Z_]+):%d+$")
   if not (set[duration] or (family and DURATION_FAMILIES[family])) then
-    local candidates = {}
-    for i, v in ipairs(list) do candidates[i] = { key = v, names = { v } } end
-    local shown = {}
-    for i, v in ipairs(close_matches(duration, candidates)) do shown[i] = quote(v) end
-    local msg = format("date filter %s is not offered by this report type", quote(df.duration or duration))
-    if #shown > 0 then
-      msg = msg .. "; did you mean " .. or_list(shown) .. "?"
-    else
-      local offered = {}
-      for i = 1, min(12, #list) do offered[i] = list[i] end
-      msg = msg .. "; offered: " .. concat(offered, ", ") .. (#list > 12 and ", ..." or "")
-    end
-    return nil, msg, { option = "date_filter", duration = duration, offered = list }
+    return nil, unoffered_duration_message(df, duration, list),
+      { option = "date_filter", duration = duration, offered = list }
   end
   return { column = column, durationValue = duration, startDate = NULL, endDate = NULL }
+end
+
+-- date_filter: "THIS_FISCAL_QUARTER", {column=?, duration=} or {column=?, from=?, to=?}.
+-- Returns the standardDateFilter to send, or nil, a sentence and fields.
+local function prepare_date_filter(describe, idx, md, df)
+  if type(df) == "string" then df = { duration = df } end
+  if type(df) ~= "table" then misuse("prepare", "date_filter must be a date literal or a table") end
+  check_keys(df, { column = true, duration = true, from = true, to = true }, "prepare", "date_filter")
+  local saved = table_or_nil(md.standardDateFilter)
+  local column, msg, fields = date_filter_column(idx, saved, df)
+  if not column then return nil, msg, fields end
+  local duration = date_filter_duration(df)
+  if duration == "CUSTOM" then return custom_date_filter(column, df) end
+  return duration_date_filter(describe, saved, column, duration, df)
 end
 
 local function sort_order(v, fname)
@@ -1329,6 +1366,185 @@ local function prepare_columns(idx, columns)
   return out
 end
 
+-- Raises unless prepare() was given an opts table and a describe response.
+local function check_prepare_args(opts, describe)
+  if type(opts) ~= "table" then misuse("prepare", "opts must be a table") end
+  if type(describe) ~= "table" or type(describe.reportMetadata) ~= "table" then
+    misuse("prepare", "describe must be the report's decoded describe response (with reportMetadata)")
+  end
+end
+
+-- The saved filters and logic that replace_filters leaves: all of them (nil/false), none
+-- (true), or those on other columns with the logic renumbered (a list of columns). Returns
+-- the filters and the logic, or nil, nil and an `invalid` error.
+local function saved_filters_after_replace(replace, idx, md)
+  local saved = {}
+  for i, f in ipairs(table_or_nil(md.reportFilters) or {}) do saved[i] = f end
+  local saved_logic = md.reportBooleanFilter
+  if replace == true then
+    return {}, nil
+  elseif type(replace) == "table" then
+    local kept, logic, msg, fields = drop_saved(idx, saved, saved_logic, replace)
+    if not kept then return nil, nil, invalid(msg, fields) end
+    return kept, logic
+  elseif replace ~= nil and replace ~= false then
+    misuse("prepare", "replace_filters must be a boolean or a list of column names")
+  end
+  return saved, saved_logic
+end
+
+-- filters with logic: a plain list of single filters, numbered 1..n in order. Returns the
+-- leaves and the AST of the logic (nil when there are no filters), or nil, nil and an
+-- `invalid` error.
+local function leaves_under_logic(list, logic)
+  if type(logic) ~= "string" then misuse("prepare", "logic must be a string") end
+  if is_expr(list) or type(list) ~= "table" or list.operator ~= nil then
+    misuse("prepare", "with logic, filters must be a plain list of filters")
+  end
+  local leaves = {}
+  for i = 1, list_length(list, "prepare", "filters") do
+    local e = as_expr(list[i], "prepare")
+    if e.tag ~= "filter" then
+      misuse("prepare", "with logic, filters must be single filters, not all{}/any{}/not_()")
+    end
+    leaves[i] = e
+  end
+  if not blank_logic(logic) then
+    local ast, msg = check_logic(logic, #leaves, "the filter logic")
+    if not ast then return nil, nil, invalid(msg, { option = "logic" }) end
+    return leaves, ast
+  elseif #leaves > 0 then
+    return leaves, and_of(1, #leaves)
+  end
+  return leaves, nil
+end
+
+-- The run's own filters (opts.filters, with opts.logic when given), checked against describe.
+-- Returns them as API filter tables with the AST of their logic over 1..n (nil when there
+-- are none), or nil, nil and an `invalid` error.
+local function new_filters_from_opts(opts, describe, idx)
+  if opts.filters == nil then
+    if opts.logic ~= nil then misuse("prepare", "logic was given without filters") end
+    return {}, nil
+  end
+  local leaves, ast, err
+  if opts.logic ~= nil then
+    leaves, ast, err = leaves_under_logic(opts.filters, opts.logic)
+    if not leaves then return nil, nil, err end
+  else
+    leaves, ast = flatten(to_expr(opts.filters, "prepare"), "prepare")
+  end
+  local api_filters = {}
+  for i, f in ipairs(leaves) do
+    local api, msg, fields = prepare_leaf(describe, idx, f)
+    if not api then return nil, nil, invalid(msg, fields) end
+    api_filters[i] = api
+  end
+  return api_filters, ast
+end
+
+-- Sets out.reportFilters (the saved filters left by replace_filters, then the run's own) and
+-- out.reportBooleanFilter (a string, or json.null when all are ANDed). Returns true, or nil
+-- and an `invalid` error.
+local function add_report_filters(out, opts, describe, idx, md)
+  local saved, saved_logic, err = saved_filters_after_replace(opts.replace_filters, idx, md)
+  if not saved then return nil, err end
+  local new_filters, new_ast
+  new_filters, new_ast, err = new_filters_from_opts(opts, describe, idx)
+  if not new_filters then return nil, err end
+
+  local total = #saved + #new_filters
+  if total > filters.MAX_FILTERS then
+    return nil, invalid(format("%d filters (%d saved + %d new); Salesforce accepts at most %d per run",
+      total, #saved, #new_filters, filters.MAX_FILTERS), { option = "filters" })
+  end
+
+  local saved_ast, saved_raw, saved_err = saved_side(saved, saved_logic)
+  if saved_err then return nil, invalid(saved_err, { option = "filters" }) end
+  local report_filters = json.array()
+  for _, f in ipairs(saved) do report_filters[#report_filters + 1] = copy(f) end
+  for _, f in ipairs(new_filters) do report_filters[#report_filters + 1] = f end
+  out.reportFilters = report_filters
+  out.reportBooleanFilter = combine(saved_ast, saved_raw, #saved, new_ast)
+  return true
+end
+
+-- Non-trending reports refuse snapshot dates (jsforce#34): send [] unless the type is historical.
+local function snapshot_dates(describe, md)
+  local rtm = table_or_nil(describe.reportTypeMetadata) or {}
+  if rtm.isHistorical == true then
+    return copy_array(md.historicalSnapshotDates)
+  end
+  return json.array()
+end
+
+-- Sets out.standardDateFilter: the date_filter option, else a copy of the saved one (none
+-- when the report has none). Returns true, or nil and an `invalid` error.
+local function add_standard_date_filter(out, date_filter, describe, idx, md)
+  if date_filter ~= nil then
+    local sdf, msg, fields = prepare_date_filter(describe, idx, md, date_filter)
+    if not sdf then return nil, invalid(msg, fields) end
+    out.standardDateFilter = sdf
+  elseif type(md.standardDateFilter) == "table" then
+    out.standardDateFilter = copy(md.standardDateFilter)
+  end
+  return true
+end
+
+-- sortBy for the sort option, columns resolved. Returns it, or nil and an `invalid` error.
+local function sort_by_columns(sort_option, idx)
+  local by = json.array()
+  for i, s in ipairs(sort_specs(sort_option)) do
+    local c, msg, fields = resolve(idx, s.column, "sort")
+    if not c then return nil, invalid(msg, fields) end
+    by[i] = { sortColumn = c.name, sortOrder = s.order }
+  end
+  return by
+end
+
+-- The sortBy that top rows rely on when the run sets no sort: a copy of the saved sort.
+-- Returns it, or nil and an `invalid` error when the report has none.
+local function saved_sort_for_top(md)
+  local saved_sort = table_or_nil(md.sortBy)
+  if not saved_sort or #saved_sort == 0 then
+    return nil, invalid("top rows need a sort: pass sort (the report has no saved sort)", { option = "top" })
+  end
+  return copy_array(saved_sort)
+end
+
+-- Sets out.sortBy and out.topRows from the sort and top options. Returns true, or nil and an
+-- `invalid` error.
+local function add_sort_and_top(out, opts, idx, md)
+  local err
+  if opts.sort ~= nil then
+    out.sortBy, err = sort_by_columns(opts.sort, idx)
+    if not out.sortBy then return nil, err end
+  end
+  if opts.top ~= nil then
+    out.topRows = top_rows(opts.top)
+    if not out.sortBy then
+      out.sortBy, err = saved_sort_for_top(md)
+      if not out.sortBy then return nil, err end
+    end
+  end
+  return true
+end
+
+-- Sets out.detailColumns and out.groupingsDown (and reportFormat) from the columns and
+-- groupings options. Returns true, or nil and an `invalid` error.
+local function add_columns_and_groupings(out, opts, describe, idx, md)
+  if opts.columns ~= nil then
+    local cols, msg, fields = prepare_columns(idx, opts.columns)
+    if not cols then return nil, invalid(msg, fields) end
+    out.detailColumns = cols
+  end
+  if opts.groupings ~= nil then
+    local ok, msg, fields = prepare_groupings(describe, idx, md, opts.groupings, out)
+    if not ok then return nil, invalid(msg, fields) end
+  end
+  return true
+end
+
 -- Turns run options into the reportMetadata to POST, checked against the report's describe.
 -- Columns may be named by API name or label everywhere. Options (other keys are ignored:
 -- they belong to the client):
@@ -1349,128 +1565,19 @@ end
 -- detailColumns, groupingsDown (and reportFormat) only when changed.
 -- Returns the table, or nil and an `invalid` error naming the problem.
 function filters.prepare(opts, describe)
-  if type(opts) ~= "table" then misuse("prepare", "opts must be a table") end
-  if type(describe) ~= "table" or type(describe.reportMetadata) ~= "table" then
-    misuse("prepare", "describe must be the report's decoded describe response (with reportMetadata)")
-  end
+  check_prepare_args(opts, describe)
   local md = describe.reportMetadata
   local idx = column_index(describe)
   local out = {}
-
-  -- filters ------------------------------------------------------------------------------
-  local saved = {}
-  for i, f in ipairs(table_or_nil(md.reportFilters) or {}) do saved[i] = f end
-  local saved_logic = md.reportBooleanFilter
-  local replace = opts.replace_filters
-  if replace == true then
-    saved, saved_logic = {}, nil
-  elseif type(replace) == "table" then
-    local kept, logic, msg, fields = drop_saved(idx, saved, saved_logic, replace)
-    if not kept then return nil, invalid(msg, fields) end
-    saved, saved_logic = kept, logic
-  elseif replace ~= nil and replace ~= false then
-    misuse("prepare", "replace_filters must be a boolean or a list of column names")
-  end
-
-  local new_filters, new_ast = {}, nil
-  if opts.filters ~= nil then
-    local leaves
-    if opts.logic ~= nil then
-      if type(opts.logic) ~= "string" then misuse("prepare", "logic must be a string") end
-      local list = opts.filters
-      if is_expr(list) or type(list) ~= "table" or list.operator ~= nil then
-        misuse("prepare", "with logic, filters must be a plain list of filters")
-      end
-      leaves = {}
-      for i = 1, list_length(list, "prepare", "filters") do
-        local e = as_expr(list[i], "prepare")
-        if e.tag ~= "filter" then
-          misuse("prepare", "with logic, filters must be single filters, not all{}/any{}/not_()")
-        end
-        leaves[i] = e
-      end
-      if not blank_logic(opts.logic) then
-        local ast, msg = check_logic(opts.logic, #leaves, "the filter logic")
-        if not ast then return nil, invalid(msg, { option = "logic" }) end
-        new_ast = ast
-      elseif #leaves > 0 then
-        new_ast = and_of(1, #leaves)
-      end
-    else
-      leaves, new_ast = flatten(to_expr(opts.filters, "prepare"), "prepare")
-    end
-    for i, f in ipairs(leaves) do
-      local api, msg, fields = prepare_leaf(describe, idx, f)
-      if not api then return nil, invalid(msg, fields) end
-      new_filters[i] = api
-    end
-  elseif opts.logic ~= nil then
-    misuse("prepare", "logic was given without filters")
-  end
-
-  local total = #saved + #new_filters
-  if total > filters.MAX_FILTERS then
-    return nil, invalid(format("%d filters (%d saved + %d new); Salesforce accepts at most %d per run",
-      total, #saved, #new_filters, filters.MAX_FILTERS), { option = "filters" })
-  end
-
-  local saved_ast, saved_raw, saved_err = saved_side(saved, saved_logic)
-  if saved_err then return nil, invalid(saved_err, { option = "filters" }) end
-  local report_filters = json.array()
-  for _, f in ipairs(saved) do report_filters[#report_filters + 1] = copy(f) end
-  for _, f in ipairs(new_filters) do report_filters[#report_filters + 1] = f end
-  out.reportFilters = report_filters
-  out.reportBooleanFilter = combine(saved_ast, saved_raw, #saved, new_ast)
-
-  -- Non-trending reports refuse snapshot dates (jsforce#34): send [] unless the type is historical.
-  local rtm = table_or_nil(describe.reportTypeMetadata) or {}
-  if rtm.isHistorical == true then
-    out.historicalSnapshotDates = copy_array(md.historicalSnapshotDates)
-  else
-    out.historicalSnapshotDates = json.array()
-  end
-
-  -- standard date filter -----------------------------------------------------------------
-  if opts.date_filter ~= nil then
-    local sdf, msg, fields = prepare_date_filter(describe, idx, md, opts.date_filter)
-    if not sdf then return nil, invalid(msg, fields) end
-    out.standardDateFilter = sdf
-  elseif type(md.standardDateFilter) == "table" then
-    out.standardDateFilter = copy(md.standardDateFilter)
-  end
-
-  -- sort and top rows --------------------------------------------------------------------
-  if opts.sort ~= nil then
-    local by = json.array()
-    for i, s in ipairs(sort_specs(opts.sort)) do
-      local c, msg, fields = resolve(idx, s.column, "sort")
-      if not c then return nil, invalid(msg, fields) end
-      by[i] = { sortColumn = c.name, sortOrder = s.order }
-    end
-    out.sortBy = by
-  end
-  if opts.top ~= nil then
-    out.topRows = top_rows(opts.top)
-    if not out.sortBy then
-      local saved_sort = table_or_nil(md.sortBy)
-      if not saved_sort or #saved_sort == 0 then
-        return nil, invalid("top rows need a sort: pass sort (the report has no saved sort)", { option = "top" })
-      end
-      out.sortBy = copy_array(saved_sort)
-    end
-  end
-
-  -- detail columns and groupings ---------------------------------------------------------
-  if opts.columns ~= nil then
-    local cols, msg, fields = prepare_columns(idx, opts.columns)
-    if not cols then return nil, invalid(msg, fields) end
-    out.detailColumns = cols
-  end
-  if opts.groupings ~= nil then
-    local ok, msg, fields = prepare_groupings(describe, idx, md, opts.groupings, out)
-    if not ok then return nil, invalid(msg, fields) end
-  end
-
+  local ok, err = add_report_filters(out, opts, describe, idx, md)
+  if not ok then return nil, err end
+  out.historicalSnapshotDates = snapshot_dates(describe, md)
+  ok, err = add_standard_date_filter(out, opts.date_filter, describe, idx, md)
+  if not ok then return nil, err end
+  ok, err = add_sort_and_top(out, opts, idx, md)
+  if not ok then return nil, err end
+  ok, err = add_columns_and_groupings(out, opts, describe, idx, md)
+  if not ok then return nil, err end
   return out
 end
 
