@@ -135,7 +135,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_BIN = build/fuzz/response_fuzzer
 $(FUZZ_BIN): fuzz/response_fuzzer.c $(SOURCES)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) -Werror \
 		-I/usr/include/lua5.4 $(CURL_CFLAGS) -o $@ fuzz/response_fuzzer.c -llua5.4 $(ALL_LIBS)
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)

@@ -92,7 +92,7 @@ static size_t header_end(const char *p, size_t n, size_t *body)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     long status;
-    int allow_empty, headers;
+    int allow_empty, raw, headers;
     size_t head_len, body_at;
     const char *p = (const char *)data + 3;
     size_t n;
@@ -101,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     status = 100 + ((long)data[0] << 8 | data[1]) % 500;
     allow_empty = data[2] & 1;
+    raw = (data[2] >> 1) & 1;
     n = size - 3;
     head_len = header_end(p, n, &body_at);
 
@@ -121,11 +122,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_pushlstring(FL, p + body_at, n - body_at);
     lua_pushvalue(FL, headers);
     lua_pushboolean(FL, allow_empty);
-    call_core("classify", 5);
+    lua_pushboolean(FL, raw);
+    call_core("classify", 6);
 
-    /* and directly, with the body unterminated where it ends in the input buffer */
+    /* and directly, as the session calls it (the body as a Lua string at an index), in the
+     * mode the input selects: decoded, or raw (the text itself) */
     lua_rawgeti(FL, LUA_REGISTRYINDEX, decode_ref);
-    sfr_classify(FL, lua_gettop(FL), status, ctype, p + body_at, n - body_at, allow_empty, -1);
+    lua_pushlstring(FL, p + body_at, n - body_at);
+    sfr_classify(FL, lua_gettop(FL) - 1, status, ctype, -1, allow_empty, raw, -1);
     lua_settop(FL, headers + 1);
 
     lua_pushlstring(FL, p + body_at, n - body_at);
