@@ -435,9 +435,11 @@ static void sfr_request_check(lua_State *L, const char *path, int headers_idx)
     }
 }
 
+/* Pushes a new request userdata (not yet submitted). raw: a 2xx JSON answer will be
+ * returned as its text, undecoded. */
 static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *method,
                                       const char *path, const char *body, size_t body_len,
-                                      int headers_idx)
+                                      int headers_idx, int raw)
 {
     sfr_request *r;
     int absolute = sfr_is_absolute(path);
@@ -445,6 +447,7 @@ static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *
     sfr_request_check(L, path, headers_idx);
     r = sfr_newuserdata(L, sizeof(*r));
     memset(r, 0, sizeof(*r));
+    r->raw = raw;
     luaL_getmetatable(L, SFR_REQUEST_MT);
     lua_setmetatable(L, -2);
     r->easy = curl_easy_init();
@@ -555,19 +558,27 @@ static const char *sfr_check_method(lua_State *L, int i)
     return methods[luaL_checkoption(L, i, NULL, methods)];
 }
 
-/* session:start(method, path, body?, headers?, raw?) -> request (in flight) */
-static int sfr_session_start(lua_State *L)
+/* Builds a request from the arguments of session:request and session:start
+ * (self, method, path, body?, headers?, raw?) and pushes it; returns its stack index. */
+static int sfr_request_from_args(lua_State *L, sfr_session *s)
 {
-    sfr_session *s = sfr_check_session(L, 1);
     const char *method = sfr_check_method(L, 2);
     const char *path = luaL_checkstring(L, 3);
     size_t blen = 0;
     const char *body = luaL_optlstring(L, 4, NULL, &blen);
-    if (!lua_isnoneornil(L, 5))
-        luaL_checktype(L, 5, LUA_TTABLE);
+    int has_headers = !lua_isnoneornil(L, 5);
     int raw = lua_toboolean(L, 6); /* read before the request userdata is pushed */
-    sfr_request_build(L, s, method, path, body, blen, lua_isnoneornil(L, 5) ? 0 : 5)->raw = raw;
-    sfr_request_submit(L, s, 1, -1);
+    if (has_headers)
+        luaL_checktype(L, 5, LUA_TTABLE);
+    sfr_request_build(L, s, method, path, body, blen, has_headers ? 5 : 0, raw);
+    return lua_gettop(L);
+}
+
+/* session:start(method, path, body?, headers?, raw?) -> request (in flight) */
+static int sfr_session_start(lua_State *L)
+{
+    sfr_session *s = sfr_check_session(L, 1);
+    sfr_request_submit(L, s, 1, sfr_request_from_args(L, s));
     return 1;
 }
 
@@ -833,16 +844,20 @@ static void sfr_wait(lua_State *L, sfr_session *s, int si, int ri)
     lua_pop(L, 2);
 }
 
-/* Builds, submits and waits for one request; pushes its result (2 values). */
-static int sfr_blocking(lua_State *L, sfr_session *s, const char *method, const char *path,
-                        const char *body, size_t blen, int headers_idx, int raw)
+/* Submits the built request at ri and waits for it; pushes its result (2 values). */
+static int sfr_await(lua_State *L, sfr_session *s, int ri)
 {
-    int ri;
-    sfr_request_build(L, s, method, path, body, blen, headers_idx)->raw = raw;
-    ri = lua_gettop(L);
     sfr_request_submit(L, s, 1, ri);
     sfr_wait(L, s, 1, ri);
     return sfr_push_result(L, lua_upvalueindex(1), ri);
+}
+
+/* Builds, submits and waits for one request that is decoded; pushes its result. */
+static int sfr_blocking(lua_State *L, sfr_session *s, const char *method, const char *path,
+                        const char *body, size_t blen)
+{
+    sfr_request_build(L, s, method, path, body, blen, 0, 0);
+    return sfr_await(L, s, lua_gettop(L));
 }
 
 /* session:request(method, path, body?, headers?, raw?) -> value, meta | nil, err
@@ -850,14 +865,7 @@ static int sfr_blocking(lua_State *L, sfr_session *s, const char *method, const 
 static int sfr_session_request(lua_State *L)
 {
     sfr_session *s = sfr_check_session(L, 1);
-    const char *method = sfr_check_method(L, 2);
-    const char *path = luaL_checkstring(L, 3);
-    size_t blen = 0;
-    const char *body = luaL_optlstring(L, 4, NULL, &blen);
-    if (!lua_isnoneornil(L, 5))
-        luaL_checktype(L, 5, LUA_TTABLE);
-    return sfr_blocking(L, s, method, path, body, blen, lua_isnoneornil(L, 5) ? 0 : 5,
-                        lua_toboolean(L, 6));
+    return sfr_await(L, s, sfr_request_from_args(L, s));
 }
 
 /* Ids go into the URL path, so anything but 15/18 alphanumerics is refused here too
@@ -891,7 +899,7 @@ static int sfr_run(lua_State *L, int async)
     lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s%s?includeDetails=%s",
                     s->api_version, lua_tostring(L, 2), async ? "/instances" : "",
                     details ? "true" : "false");
-    return sfr_blocking(L, s, (async || md) ? "POST" : "GET", lua_tostring(L, -1), md, blen, 0, 0);
+    return sfr_blocking(L, s, (async || md) ? "POST" : "GET", lua_tostring(L, -1), md, blen);
 }
 
 /* session:run_sync(report_id, metadata_json?, include_details?) */
@@ -916,7 +924,7 @@ static int sfr_session_fetch_instance(lua_State *L)
         return 2;
     lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s/instances/%s",
                     s->api_version, lua_tostring(L, 2), lua_tostring(L, 3));
-    return sfr_blocking(L, s, "GET", lua_tostring(L, -1), NULL, 0, 0, 0);
+    return sfr_blocking(L, s, "GET", lua_tostring(L, -1), NULL, 0);
 }
 
 static int sfr_session_close(lua_State *L)

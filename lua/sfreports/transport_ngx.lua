@@ -199,8 +199,9 @@ Transport.__close = Transport.close
 ---------------------------------------------------------------------------
 -- building a request (raises on misuse, before any I/O, like the C session)
 
--- Returns a plan: { scheme, host, port, pool, head, body, method, allow_empty, url }.
-local function build(self, method, path, body, headers)
+-- Returns a plan: { scheme, host, port, pool, head, body, method, allow_empty, raw }.
+-- raw: a 2xx JSON answer is to be returned as its text, undecoded.
+local function build(self, method, path, body, headers, raw)
   if type(method) ~= "string" or not METHODS[method] then
     error("sfreports: bad method '" .. tostring(method) .. "' (GET, POST, DELETE, PATCH, PUT, HEAD)", 3)
   end
@@ -262,7 +263,7 @@ local function build(self, method, path, body, headers)
     -- verification must never serve a client that asked for it.
     pool = format("sfreports:%s:%s:%d:%s", scheme, host, port, self.verify and "v" or "nv"),
     head = concat(h, "\r\n"), body = send_body and body or nil,
-    allow_empty = method == "DELETE",
+    allow_empty = method == "DELETE", raw = raw and true or nil,
   }
 end
 
@@ -520,9 +521,8 @@ end
 function Transport:request(method, path, body, headers, raw)
   check_open(self)
   local ngx = ngx_api()
-  local plan, perr = build(self, method, path, body, headers)
+  local plan, perr = build(self, method, path, body, headers, raw)
   if not plan then return nil, perr end
-  plan.raw = raw and true or nil
   local phase = ngx.get_phase()
   if COSOCKET_PHASES[phase] then return perform_plan(self, ngx, plan) end
   if phase == "init" then return request_init(self, method, path, body, headers, raw) end
@@ -581,8 +581,7 @@ end
 function Transport:start(method, path, body, headers, raw)
   check_open(self)
   local ngx = ngx_api()
-  local plan = build(self, method, path, body, headers)
-  if plan then plan.raw = raw and true or nil end
+  local plan = build(self, method, path, body, headers, raw)
   local phase = ngx.get_phase()
   local handle = setmetatable({ _done = false }, Handle)
   self._pending = self._pending + 1
