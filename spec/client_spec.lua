@@ -40,6 +40,13 @@ describe("client against the fake org", function()
     assert.equal("gzip", meta.headers["content-encoding"])
     assert.same(assert(client:describe(R.tabular_small.id)), assert(fakeorg.decode(text)))
     assert.is_table(client.limits) -- Sforce-Limit-Info is read from raw answers too
+    local again = assert(client:describe(R.tabular_small.id, { raw = true }))
+    assert.equal("string", type(again))
+    assert.same(fakeorg.decode(text), fakeorg.decode(again))
+    local bad, err = client:describe("00OFk00000A0001MAX", { raw = true })
+    assert.is_nil(bad)
+    assert.equal("invalid", err.kind)
+    assert.matches("checksum", err.message)
   end)
 
   it("retries a raw GET like any other", function()

@@ -13,8 +13,6 @@ local sfreports = require "sfreports"
 local writers = require "sfreports.writers"
 local json = require "sfreports.json"
 local async = require "sfreports.async"
-local ids = require "sfreports.ids"
-local errors = require "sfreports.errors"
 
 local ngx = ngx
 local concat = table.concat
@@ -108,14 +106,12 @@ function M.report_csv(client_opts)
   return M.stream_csv(report, id .. ".csv", o.raw)
 end
 
--- GET /reports/<id>/describe: passed through as Salesforce sent it (request_raw: no
--- decode and re-encode), e.g. for a front end that builds filter forms from it.
+-- GET /reports/<id>/describe: passed through as Salesforce sent it (raw: no decode and
+-- re-encode), e.g. for a front end that builds filter forms from it. A bad id is refused
+-- by the client before any request.
 function M.describe_json(client_opts)
   local client = M.client(client_opts)
-  local id = ngx.var.report_id
-  local ok, why = ids.check(id, "report id")
-  if not ok then return send_error(errors.invalid(why, { report_id = id })) end
-  local text, err = client:request_raw("GET", client:path("reports/%s/describe", id))
+  local text, err = client:describe(ngx.var.report_id, { raw = true })
   if not text then return send_error(err) end
   ngx.header["Content-Type"] = "application/json; charset=utf-8"
   ngx.print(text)

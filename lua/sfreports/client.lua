@@ -421,10 +421,14 @@ function Client:delete_instance(report_id, instance_id)
 end
 
 -- Describes a report (metadata, report type, extended metadata). With {cached=true} a
--- describe fetched earlier by this client is reused.
+-- describe fetched earlier by this client is reused. With {raw=true} the answer is the
+-- JSON text Salesforce sent (request_raw), neither taken from nor put in the cache.
 function Client:describe(report_id, opts)
   local id, err = check_id(report_id, "report id")
   if not id then return nil, err end
+  if opts and opts.raw then
+    return self:request_raw("GET", self:path("reports/%s/describe", id))
+  end
   if opts and opts.cached and self._describe_cache[id] then
     return self._describe_cache[id]
   end
