@@ -82,11 +82,23 @@ static int sfr_core_monotime(lua_State *L)
     return 1;
 }
 
+/* Functions that share the core's private cjson decode (upvalue 1). */
 static const luaL_Reg sfr_core_funcs[] = {
     { "decode", sfr_core_decode },
     { "classify", sfr_core_classify },
     { "session", sfr_session_new },
+    { NULL, NULL }
+};
+
+/* Functions without upvalues. */
+static const luaL_Reg sfr_core_plain_funcs[] = {
     { "gunzip", sfr_core_gunzip },
+    { "sign_rs256", sfr_core_sign_rs256 },
+    { "verify_rs256", sfr_core_verify_rs256 },
+    { "base64url", sfr_core_base64url },
+    { "new_error", sfr_new_error },
+    { "sleep", sfr_core_sleep },
+    { "monotime", sfr_core_monotime },
     { NULL, NULL }
 };
 
@@ -138,18 +150,7 @@ SFR_EXPORT int luaopen_sfreports_core(lua_State *L)
     sfr_setfuncs(L, sfr_core_funcs, 1);
 
     sfr_crypto_register(L);
-    lua_pushcfunction(L, sfr_core_sign_rs256);
-    lua_setfield(L, -2, "sign_rs256");
-    lua_pushcfunction(L, sfr_core_verify_rs256);
-    lua_setfield(L, -2, "verify_rs256");
-    lua_pushcfunction(L, sfr_core_base64url);
-    lua_setfield(L, -2, "base64url");
-    lua_pushcfunction(L, sfr_new_error);
-    lua_setfield(L, -2, "new_error");
-    lua_pushcfunction(L, sfr_core_sleep);
-    lua_setfield(L, -2, "sleep");
-    lua_pushcfunction(L, sfr_core_monotime);
-    lua_setfield(L, -2, "monotime");
+    sfr_setfuncs(L, sfr_core_plain_funcs, 0);
     luaL_getmetatable(L, SFR_ERROR_MT);
     lua_setfield(L, -2, "error_mt");
     sfr_push_cjson_null(L);
