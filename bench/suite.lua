@@ -103,13 +103,7 @@ local function sh(cmd)
   return s, ok == true or code == 0
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = fakeorg.read_file
 
 local function median(t)
   local s = {}

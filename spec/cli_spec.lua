@@ -23,13 +23,7 @@ local LUA_VERSION = rawget(_G, "jit") and "5.1" or _VERSION:match("(%d+%.%d+)")
 local q = fakeorg.shell_quote
 local R = fakeorg.reports
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = fakeorg.read_file
 
 local function write_file(path, s)
   local f = assert(io.open(path, "wb"))

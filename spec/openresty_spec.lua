@@ -146,7 +146,7 @@ describe("sfreports inside nginx", function()
     example = nginx.start({ template = root .. "/examples/nginx/nginx.conf", env = env,
       vars = { SFREPORTS = root, CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" } })
     -- the workers may run as nobody: they read the trusted certificate from the prefix
-    test = nginx.start({ conf = TEST_CONF, env = env, files = { ["ca.pem"] = nginx.read_file(tls_org.cafile) },
+    test = nginx.start({ conf = TEST_CONF, env = env, files = { ["ca.pem"] = fakeorg.read_file(tls_org.cafile) },
       vars = { ROOT = root, ORG = org.url, REPORT = R.tabular_small.id,
         LUA_PATH = ("%s/lua/?.lua;%s/lua/?/init.lua;%s/examples/nginx/?.lua;%s/spec/support/?.lua"):format(
           root, root, root, root) } })
@@ -269,7 +269,7 @@ describe("sfreports inside nginx", function()
       org:control("config", { slow_delay = T })
       local elapsed = parallel(cmds)
       for i = 1, n do
-        assert_same_bytes(expected, nginx.read_file(dir .. "/slow" .. i .. ".csv") or "", "response " .. i)
+        assert_same_bytes(expected, fakeorg.read_file(dir .. "/slow" .. i .. ".csv") or "", "response " .. i)
       end
       assert.is_true(elapsed >= T, "faster than the org allows: " .. elapsed)
       assert.is_true(elapsed < 2.5 * T, ("%d requests took %.2fs (T = %.1fs, N x T = %.1fs)"):format(

@@ -53,6 +53,15 @@ local function run(cmd)
 end
 fakeorg.run = run
 
+-- The whole content of a file, or nil when it cannot be opened.
+function fakeorg.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 function fakeorg.decode(s)
   if ok_cjson then return cjson.decode(s) end
   return (json.decode(s))

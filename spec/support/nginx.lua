@@ -34,14 +34,7 @@ function nginx.root()
   return dir
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-nginx.read_file = read_file
+local read_file = fakeorg.read_file
 
 local function write_file(path, s)
   local f = assert(io.open(path, "wb"))
