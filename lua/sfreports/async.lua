@@ -47,7 +47,6 @@
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
 local ids = require "sfreports.ids"
-local json = require "sfreports.json"
 
 local type, pairs, ipairs, tostring, error, setmetatable, getmetatable, rawget =
   type, pairs, ipairs, tostring, error, setmetatable, getmetatable, rawget
@@ -415,15 +414,6 @@ local function make_items(list, run_defaults, errs)
   return items
 end
 
-local function details_flag(o)
-  return o.details ~= false and "true" or "false"
-end
-
-local function body_for(md)
-  if md == nil then return nil end
-  return json.encode({ reportMetadata = md })
-end
-
 -- The run state: queues, requests in flight, instances waiting for a poll, results.
 local Run = {}
 Run.__index = Run
@@ -480,21 +470,17 @@ function Run:start(item, kind, method, path, body)
 end
 
 function Run:launch_sync(item)
-  local client = self.client
-  local md, merr = client:_run_metadata(item.id, item.opts)
-  if merr then return self:finish(item, nil, merr) end
+  local req, merr = self.client:_run_request(item.id, item.opts, false)
+  if not req then return self:finish(item, nil, merr) end
   item.state = "sync"
-  self:start(item, "sync", md and "POST" or "GET",
-    client:path("reports/%s?includeDetails=%s", item.id, details_flag(item.opts)), body_for(md))
+  self:start(item, "sync", req.method, req.path, req.body)
 end
 
 function Run:launch_async(item)
-  local client = self.client
-  local md, merr = client:_run_metadata(item.id, item.opts)
-  if merr then return self:finish(item, nil, merr) end
+  local req, merr = self.client:_run_request(item.id, item.opts, true)
+  if not req then return self:finish(item, nil, merr) end
   item.state = "post"
-  self:start(item, "async", "POST",
-    client:path("reports/%s/instances?includeDetails=%s", item.id, details_flag(item.opts)), body_for(md) or "")
+  self:start(item, "async", req.method, req.path, req.body)
 end
 
 function Run:start_poll(item)

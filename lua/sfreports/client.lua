@@ -322,6 +322,17 @@ local function body_for(md)
   return json.encode({ reportMetadata = md })
 end
 
+-- The request of a report run, as { method, path, body }, or nil and an error: a sync run
+-- is a GET without metadata and a POST with it; an async run posts an instance. Used by
+-- run_sync, run_async and sfreports.async's run_many.
+function Client:_run_request(id, opts, async)
+  local md, merr = self:_run_metadata(id, opts)
+  if merr then return nil, merr end
+  local path = self:path("reports/%s%s?includeDetails=%s", id, async and "/instances" or "", details_flag(opts))
+  if async then return { method = "POST", path = path, body = body_for(md) or "" } end
+  return { method = md and "POST" or "GET", path = path, body = body_for(md) }
+end
+
 local function to_report(decoded)
   return require("sfreports.report").new(decoded)
 end
@@ -334,10 +345,9 @@ function Client:run_sync(report_id, opts)
   opts = check_options(opts, RUN_OPTIONS, "run_sync")
   local id, err = check_id(report_id, "report id")
   if not id then return nil, err end
-  local md, merr = self:_run_metadata(id, opts)
-  if merr then return nil, merr end
-  local path = self:path("reports/%s?includeDetails=%s", id, details_flag(opts))
-  local decoded, rerr = self:request(md and "POST" or "GET", path, body_for(md))
+  local req, merr = self:_run_request(id, opts, false)
+  if not req then return nil, merr end
+  local decoded, rerr = self:request(req.method, req.path, req.body)
   if not decoded then
     rerr.report_id = rerr.report_id or id
     return nil, rerr
@@ -350,10 +360,9 @@ function Client:run_async(report_id, opts)
   opts = check_options(opts, RUN_OPTIONS, "run_async")
   local id, err = check_id(report_id, "report id")
   if not id then return nil, err end
-  local md, merr = self:_run_metadata(id, opts)
-  if merr then return nil, merr end
-  local path = self:path("reports/%s/instances?includeDetails=%s", id, details_flag(opts))
-  local decoded, rerr = self:request("POST", path, body_for(md) or "")
+  local req, merr = self:_run_request(id, opts, true)
+  if not req then return nil, merr end
+  local decoded, rerr = self:request(req.method, req.path, req.body)
   if not decoded then
     rerr.report_id = rerr.report_id or id
     return nil, rerr
