@@ -108,7 +108,7 @@ http {
                     local _, report, rerr = ngx.thread.wait(threads[i])
                     if report then out.ok = out.ok + 1 else out.errs[#out.errs + 1] = tostring(rerr) end
                 end
-                out.generation = client._token_generation
+                out.generation = client.sender.generation
                 out.transport = tostring(transport)
                 ngx.say(cjson.encode(out))
             }
@@ -192,7 +192,7 @@ describe("sfreports.auth", function()
         run_renew_run(client)
         assert.are.equal(2, #tokens)
         assert.are_not.equal(tokens[1], tokens[2])
-        assert.are.equal(1, auth.describe(client).renewals)
+        assert.are.equal(1, client:auth_info().renewals)
         client:close()
       end)
     end
@@ -315,7 +315,7 @@ describe("sfreports.auth", function()
       org:control("expire_tokens")
       for _ = 1, 4 do assert.is_nil(select(2, client:run_sync(REPORT))) end
       assert.are.equal(2, token_calls(org))
-      assert.are.equal(1, client._token_generation)
+      assert.are.equal(1, client.sender.generation)
       client:close()
     end)
 
@@ -326,7 +326,7 @@ describe("sfreports.auth", function()
       local _, err = client:run_sync(REPORT)
       assert.are.equal("auth", err.kind)
       assert.are.equal("expired access/refresh token", err.message)
-      assert.are.equal(0, client._token_generation)
+      assert.are.equal(0, client.sender.generation)
       client:close()
     end)
 
@@ -351,7 +351,7 @@ describe("sfreports.auth", function()
         assert.truthy(reports[i])
       end
       assert.are.equal(1, (after.by_path[TOKEN_PATH] or 0) - (before.by_path[TOKEN_PATH] or 0))
-      assert.are.equal(1, client._token_generation)
+      assert.are.equal(1, client.sender.generation)
       -- each of the 10 runs (sync run or instance POST) was sent twice: once with the
       -- expired token, once with the new one; no re-send went out with the expired token
       local sent, seen = 0, {}
@@ -493,15 +493,15 @@ describe("sfreports.auth", function()
 
     it("defaults login_url (and the JWT audience) to https://login.salesforce.com", function()
       -- a key that cannot sign stops the flow before any request leaves
-      local c = { _opts = {}, _token_generation = 0 }
-      local ok, err = auth.attach(c, { auth = { flow = "jwt", client_id = CLIENT_ID, username = USERNAME,
-        private_key = "not a key" } })
+      local jwt = assert(auth.new({ flow = "jwt", client_id = CLIENT_ID, username = USERNAME,
+        private_key = "not a key" }, {}, require("sfreports.secrets").new()))
+      local ok, err = jwt:fetch(nil)
       assert.is_nil(ok)
       assert.are.equal("auth", err.kind)
-      assert.are.equal("https://login.salesforce.com", c._auth.login_url)
-      assert.are.equal("https://login.salesforce.com", auth.describe(c).login_url)
+      assert.are.equal("https://login.salesforce.com", jwt.login_url)
+      assert.are.equal("https://login.salesforce.com", jwt:describe().login_url)
       local client = assert(new(flow("client_credentials")))
-      assert.are.equal(org.url, auth.describe(client).login_url)
+      assert.are.equal(org.url, client:auth_info().login_url)
       client:close()
     end)
   end)
@@ -528,12 +528,12 @@ describe("sfreports.auth", function()
       }
       for _, a in ipairs(good) do
         local client = assert(new(a, { on_token = on_token }))
-        note(client); note(client._auth)
+        note(client); note(client._flow)
         note(dump(client, { _token = true })) -- the first token seeds the transport (see below)
         org:control("expire_tokens")
         assert.is_nil(select(2, client:run_sync(REPORT)))
         note(dump(client)) -- after a renewal the client table holds no token at all
-        note(dump(auth.describe(client)))
+        note(dump(client:auth_info()))
         -- a renewal that fails
         org:control("oauth", { client_id = "another-app" })
         org:control("expire_tokens")

@@ -142,7 +142,7 @@ describe("retry options", function()
       return o
     end
     assert.has_error(function() sfreports.new(with("retries", -1)) end,
-      "sfreports: option 'retries' for sfreports.new must be a whole number >= 0")
+      "sfreports: option 'retries' for sfreports.new must be a whole number >= 0 and <= 100, got -1")
     assert.has_error(function() sfreports.new(with("retries", 1.5)) end)
     assert.has_error(function() sfreports.new(with("retry_base", -0.1)) end)
     assert.is_truthy(sfreports.new(with("retries", 0)))

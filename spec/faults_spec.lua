@@ -262,7 +262,8 @@ describe("faults", function()
 
     it("is retried for a GET, which then succeeds", function()
       org:control("fault", { kind = "stall", count = 1, seconds = 6 })
-      local c = new_client({ timeout = 0.5, retry_base = 0.05 })
+      -- the stall ends the first try; the retry happens within the call's timeout
+      local c = new_client({ stall_timeout = 0.5, timeout = 20, retry_base = 0.05 })
       assert(c:describe(R.tabular_small.id))
       assert.equal(2, requests())
       assert_released(c)

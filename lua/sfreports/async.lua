@@ -18,12 +18,9 @@
 -- in lockstep; `run_many` leaves it out on purpose, so that the polls of instances
 -- created together go out together in the same engine turn.
 --
--- Sleeping. Waiting never busy-waits. How it sleeps is chosen in this order:
---   1. inside OpenResty, in a phase that may yield (content, access, timer...): ngx.sleep;
---   2. a `sleep` function from the call options, else from the client options
---      (e.g. copas.sleep, cqueues.sleep, or your own scheduler's);
---   3. `yield = true` (call option) inside a coroutine: the yield protocol below;
---   4. otherwise a blocking sleep from the C core (core.sleep).
+-- Sleeping. Waiting never busy-waits; how it sleeps is sfreports.sleep's choice:
+-- ngx.sleep inside OpenResty, a `sleep` function from the call or client options,
+-- `yield = true` (the yield protocol below), else the C core's blocking sleep.
 --
 -- The yield protocol. With `yield = true` the waiting coroutine calls
 --     coroutine.yield({ sfreports = "sleep", seconds = s })
@@ -43,13 +40,17 @@
 -- while instances are not due for a poll it lets the engine wait for network activity
 -- (blocking default, and ngx.sleep with the cosocket transport) or alternates perform(0)
 -- with short sleeps of the chosen sleeper (user hooks, yield), so sync runs in flight
--- keep progressing.
+-- keep progressing. A failed request is decided on by the client's Sender (retry,
+-- token renewal, deadline) like any call, and a retry goes back into the engine with the
+-- others after its backoff, never one at a time after the batch.
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
 local ids = require "sfreports.ids"
+local options = require "sfreports.options"
+local sleep_mod = require "sfreports.sleep"
 
-local type, pairs, ipairs, tostring, error, setmetatable, getmetatable, rawget =
-  type, pairs, ipairs, tostring, error, setmetatable, getmetatable, rawget
+local type, pairs, ipairs, tostring, error, setmetatable, getmetatable =
+  type, pairs, ipairs, tostring, error, setmetatable, getmetatable
 local format, random, min, max, huge, ceil = string.format, math.random, math.min, math.max, math.huge,
   math.ceil
 local monotime = core.monotime
@@ -62,13 +63,13 @@ M.DEFAULT_FIRST_POLL = M.DEFAULT_POLL_INTERVAL
 M.DEFAULT_POLL_MAX = 10        -- backoff cap
 M.GROWTH = 0.2                 -- gap = GROWTH x time the instance has been running
 M.JITTER = 0.1                 -- +-10% on each gap of a single wait
-M.DEFAULT_MAX_SYNC = 20        -- Salesforce: 20 concurrent synchronous runs
-M.DEFAULT_MAX_FETCH = 200      -- Salesforce: 200 concurrent requests for async results
+M.DEFAULT_MAX_SYNC = options.DEFAULT_MAX_SYNC
+M.DEFAULT_MAX_FETCH = options.DEFAULT_MAX_FETCH
 M.SLICE = 0.02                 -- cooperative sleeps while requests are in flight
 M.BATCH = 0.05                 -- run_many: poll times are rounded up to this grid (batching)
 
--- Timers have millisecond resolution (nginx warns about ngx.sleep(0)): never ask for less.
-local MIN_SLEEP = 0.001
+local MIN_SLEEP = sleep_mod.MIN_SLEEP
+M.MIN_POLL_BUDGET = 0.25       -- seconds a poll at the very end of a wait may still take
 
 local Instance = {}
 Instance.__index = Instance
@@ -162,20 +163,16 @@ local function absorb(inst, decoded)
 end
 M.absorb = absorb
 
-local function results_path(client, inst)
-  return client:path("reports/%s/instances/%s", inst.report_id, inst.id)
-end
-
 -- One status check; never waits. Returns the instance (status updated) and, once the
--- status is Success, the report; or nil, err.
-function M.poll(client, inst)
+-- status is Success, the report; or nil, err. timeout: the budget of this check.
+function M.poll(client, inst, timeout)
   check_instance(inst, "poll")
   -- ids go into the URL path: one changed by hand is refused before any request
   for _, which in ipairs({ { inst.report_id, "report id" }, { inst.id, "instance id" } }) do
     local ok, why = ids.check(which[1], which[2])
     if not ok then return nil, errors.invalid(why, { instance_id = inst.id, report_id = inst.report_id }) end
   end
-  local decoded, err = client:request("GET", results_path(client, inst))
+  local decoded, err = client:fetch_instance_raw(inst.report_id, inst.id, timeout)
   if decoded == nil then return poll_failed(inst, err) end
   return absorb(inst, decoded)
 end
@@ -183,43 +180,10 @@ end
 ---------------------------------------------------------------------------
 -- sleeping
 
--- Phases in which ngx.sleep may yield.
-local NGX_SLEEP_PHASES = {
-  rewrite = true, access = true, content = true, timer = true,
-  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
-}
-
-local function yield_sleep(s)
-  coroutine.yield({ sfreports = "sleep", seconds = s })
-end
-
-local function in_coroutine()
-  local co, is_main = coroutine.running()
-  return co ~= nil and not is_main
-end
-
--- Chooses how to sleep (see the header): returns sleep(seconds), and true when that
--- sleep blocks the whole thread (then run_many lets the engine do the waiting instead).
+-- How a wait of this client sleeps with call options opts (see sfreports.sleep): returns
+-- sleep(seconds), and true when that sleep blocks the whole thread.
 function M.sleeper(client, opts)
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.sleep) == "function" and type(ngx.get_phase) == "function"
-    and NGX_SLEEP_PHASES[ngx.get_phase()] then
-    return ngx.sleep, false
-  end
-  local user = opts.sleep or (client and client._opts and client._opts.sleep)
-  if user ~= nil then
-    if type(user) ~= "function" then
-      error("sfreports: option 'sleep' must be a function(seconds), got " .. type(user), 3)
-    end
-    return user, false
-  end
-  if opts.yield then
-    if not in_coroutine() then
-      error("sfreports: yield = true needs to run inside a coroutine (see the yield protocol in sfreports.async)", 3)
-    end
-    return yield_sleep, false
-  end
-  return core.sleep, true
+  return sleep_mod.choose(opts, client and client.settings and client.settings.sleep)
 end
 
 ---------------------------------------------------------------------------
@@ -250,36 +214,11 @@ end
 ---------------------------------------------------------------------------
 -- waiting for one instance
 
-local WAIT_OPTIONS = {
-  timeout = "number", poll_interval = "number", poll_max = "number",
-  sleep = "function", yield = "boolean", delete = "boolean|string",
-}
-
+-- Run options are accepted (and ignored) so that a caller may hand its run options on.
 local function check_wait_options(opts, where)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(format("sfreports: %s expects an options table, got %s", where, type(opts)), 4)
-  end
-  -- Run options are accepted (and ignored) so that a caller may hand its run options on.
-  local run_options = require("sfreports.client").RUN_OPTIONS
-  for k, v in pairs(opts) do
-    local want = WAIT_OPTIONS[k] or run_options[k]
-    if not want then error(format("sfreports: unknown option '%s' for %s", tostring(k), where), 4) end
-    if not want:match(type(v)) then
-      error(format("sfreports: option '%s' for %s must be a %s, got %s", k, where, want, type(v)), 4)
-    end
-  end
-  local d = opts.delete
-  if d ~= nil and d ~= true and d ~= false and d ~= "after" and d ~= "timeout" then
-    error(format("sfreports: option 'delete' for %s must be true, false, \"after\" or \"timeout\", got %q",
-      where, tostring(d)), 4)
-  end
-  if opts.timeout and opts.timeout < 0 then
-    error(format("sfreports: option 'timeout' for %s must not be negative", where), 4)
-  end
-  return opts
+  return options.check(opts, options.WAIT, where, 3, options.RUN)
 end
-M.WAIT_OPTIONS = WAIT_OPTIONS
+M.WAIT_OPTIONS = options.WAIT
 
 -- delete = true deletes both after reading (Success or Error) and on a timeout.
 local function wants_delete(opts, when)
@@ -326,7 +265,8 @@ function M.wait(client, inst, opts)
     if due > now then
       sleep(max(min(due, deadline) - now, MIN_SLEEP))
     end
-    local ok, report = M.poll(client, inst)
+    -- each poll is bounded by what is left of the wait (at least a round trip's worth)
+    local ok, report = M.poll(client, inst, max(deadline - monotime(), M.MIN_POLL_BUDGET))
     if not ok then
       if report.code == "INSTANCE_ERROR" and wants_delete(opts, "after") then delete_now(client, inst) end
       return nil, report
@@ -362,12 +302,6 @@ M.Instance = Instance
 ---------------------------------------------------------------------------
 -- many reports at once
 
--- Options of run_many itself (the rest are run options, defaults for every item).
-local MANY_OPTIONS = {
-  max_concurrent_sync = "number", max_concurrent_fetch = "number",
-  sleep = "function", yield = "boolean",
-}
-
 -- Handles finished by any perform() of a transport, whoever called it: several
 -- run_many calls may share one client (e.g. in coroutines), and each must find its own.
 local finished_handles = setmetatable({}, { __mode = "k" })
@@ -382,8 +316,6 @@ end
 -- options overlaid with the entry's own). Bad ids become errors in place; bad option
 -- names or types raise, as for a single run.
 local function make_items(list, run_defaults, errs)
-  local check = require("sfreports.client").check_options
-  local RUN_OPTIONS = require("sfreports.client").RUN_OPTIONS
   local items = {}
   for i = 1, #list do
     local entry = list[i]
@@ -391,7 +323,7 @@ local function make_items(list, run_defaults, errs)
     if type(entry) == "string" then
       id, o = entry, copy(run_defaults)
     elseif type(entry) == "table" then
-      check(entry, RUN_OPTIONS, "run_many entry " .. i)
+      options.check(entry, options.RUN, "run_many entry " .. i, 3)
       o = copy(run_defaults)
       for k, v in pairs(entry) do o[k] = v end
       id = entry.id
@@ -403,46 +335,38 @@ local function make_items(list, run_defaults, errs)
     if not ok then
       errs[i] = errors.invalid(format("run_many entry %d: %s", i, why), { report_id = id })
     else
-      if o.delete ~= nil and o.delete ~= true and o.delete ~= false and o.delete ~= "after"
-        and o.delete ~= "timeout" then
-        error(format("sfreports: option 'delete' of run_many entry %d must be true, false, \"after\" or "
-          .. "\"timeout\"", i), 3)
-      end
       items[#items + 1] = { index = i, id = id, async = o.async == true, opts = o }
     end
   end
   return items
 end
 
--- The run state: queues, requests in flight, instances waiting for a poll, results.
+-- The run state: queues, requests in flight, instances waiting for a poll, requests
+-- waiting for a retry, results.
 local Run = {}
 Run.__index = Run
 
 -- Whether transport:perform(wait) may do the waiting between polls: when sleeping would
 -- block the thread anyway (the engine then also wakes up for network activity), or with
--- ngx.sleep on the cosocket transport, whose perform waits without blocking the worker.
-local function engine_waits(client, sleep, blocking)
-  if blocking then return true end
-  local ngx = rawget(_G, "ngx")
-  local tngx = package.loaded["sfreports.transport_ngx"]
-  return type(ngx) == "table" and sleep == ngx.sleep and type(tngx) == "table"
-    and getmetatable(client.transport) == tngx.Transport
+-- ngx.sleep on the cosocket engine, whose perform waits without blocking the worker.
+local function engine_waits(client, blocking)
+  return blocking or client.engine == "ngx"
 end
 
 local function new_run(client, items, opts, reports, errs)
   local sleep, blocking = M.sleeper(client, opts)
-  blocking = engine_waits(client, sleep, blocking)
-  local copts = client._opts or {}
+  local settings = client.settings
   return setmetatable({
-    client = client, transport = client.transport,
+    client = client, transport = client.transport, sender = client.sender,
     reports = reports, errs = errs,
     sync_queue = {}, async_queue = {}, sq = 1, aq = 1,
     inflight = {},          -- items with a request in flight
     waiting = {},           -- async items between polls
+    retrying = {},          -- items whose failed request goes again at item.retry_at
     n_sync = 0, n_async = 0, open = #items,
-    max_sync = opts.max_concurrent_sync or copts.max_concurrent_sync or M.DEFAULT_MAX_SYNC,
-    max_fetch = opts.max_concurrent_fetch or copts.max_concurrent_fetch or M.DEFAULT_MAX_FETCH,
-    sleep = sleep, blocking = blocking,
+    max_sync = opts.max_concurrent_sync or settings.max_concurrent_sync,
+    max_fetch = opts.max_concurrent_fetch or settings.max_concurrent_fetch,
+    sleep = sleep, blocking = engine_waits(client, blocking),
     stats = { requests = 0, polls = 0, instances = 0, turns = 0, poll_turns = 0,
       max_inflight = 0, max_sync = 0, max_async = 0, deletes = 0, resent = 0 },
   }, Run)
@@ -454,14 +378,14 @@ function Run:finish(item, report, err)
   self.open = self.open - 1
 end
 
--- Starts one request for an item; `kind` is "sync" or "async" (which limit it counts against).
-function Run:start(item, kind, method, path, body)
-  item.method, item.path, item.body, item.kind = method, path, body, kind
-  item.generation = self.client._token_generation -- which token this request carries
-  item.handle = self.transport:start(method, path, body)
+-- Puts the item's current request (item.starter) on the engine.
+function Run:send(item)
+  local left = item.call_deadline - monotime()
+  item.generation = self.sender.generation -- which token this request carries
+  item.handle = item.starter(self.transport, { start = true, timeout = left > 0 and left or MIN_SLEEP })
   local inflight = self.inflight
   inflight[#inflight + 1] = item
-  if kind == "sync" then self.n_sync = self.n_sync + 1 else self.n_async = self.n_async + 1 end
+  if item.kind == "sync" then self.n_sync = self.n_sync + 1 else self.n_async = self.n_async + 1 end
   local stats = self.stats
   stats.requests = stats.requests + 1
   if #inflight > stats.max_inflight then stats.max_inflight = #inflight end
@@ -469,24 +393,34 @@ function Run:start(item, kind, method, path, body)
   if self.n_async > stats.max_async then stats.max_async = self.n_async end
 end
 
-function Run:launch_sync(item)
-  local req, merr = self.client:_run_request(item.id, item.opts, false)
-  if not req then return self:finish(item, nil, merr) end
-  item.state = "sync"
-  self:start(item, "sync", req.method, req.path, req.body)
+-- Starts a new request for an item: `kind` is "sync" or "async" (which limit it counts
+-- against), method its HTTP method (for the retry policy), starter(transport, ropts) puts
+-- it on the engine and returns its handle. The request's deadline (retries included) is
+-- the client's timeout from now.
+function Run:start(item, kind, method, starter)
+  item.kind, item.method, item.starter = kind, method, starter
+  item.attempt, item.renewed = 0, false
+  item.call_deadline = self.sender:deadline()
+  self:send(item)
 end
 
-function Run:launch_async(item)
-  local req, merr = self.client:_run_request(item.id, item.opts, true)
-  if not req then return self:finish(item, nil, merr) end
-  item.state = "post"
-  self:start(item, "async", req.method, req.path, req.body)
+function Run:launch_run(item, kind)
+  local plan, perr = self.client:run_plan(item.id, item.opts, kind)
+  if not plan then return self:finish(item, nil, perr) end
+  item.state = kind == "sync" and "sync" or "post"
+  local fn = kind == "sync" and "run_sync" or "run_async"
+  self:start(item, kind, plan.method, function(t, ropts)
+    return t[fn](t, plan.id, plan.metadata, plan.details, ropts)
+  end)
 end
 
 function Run:start_poll(item)
   item.state = "poll"
   self.stats.polls = self.stats.polls + 1
-  self:start(item, "async", "GET", results_path(self.client, item.inst))
+  local inst = item.inst
+  self:start(item, "async", "GET", function(t, ropts)
+    return t:fetch_instance(inst.report_id, inst.id, ropts)
+  end)
 end
 
 function Run:start_delete(item, report, err)
@@ -494,7 +428,10 @@ function Run:start_delete(item, report, err)
   item.result_report, item.result_err = report, err
   self.stats.deletes = self.stats.deletes + 1
   local inst = item.inst
-  self:start(item, "async", "DELETE", self.client:path("reports/%s/instances/%s", inst.report_id, inst.id))
+  local path = self.client:path("reports/%s/instances/%s", inst.report_id, inst.id)
+  self:start(item, "async", "DELETE", function(t, ropts)
+    return t:start("DELETE", path, nil, nil, ropts)
+  end)
 end
 
 -- When a poll planned for `t` goes out: t rounded up to the next multiple of M.BATCH,
@@ -506,9 +443,19 @@ local function batched(t)
   return ceil(t / b) * b
 end
 
--- Starts whatever may start now: due polls first (finishing runs frees the org), then
--- new instances, then sync runs, each within its limit.
+local function has_room(self, kind)
+  if kind == "sync" then return self.n_sync < self.max_sync end
+  return self.n_async < self.max_fetch
+end
+
+-- Starts whatever may start now: due retries and polls first (finishing runs frees the
+-- org), then new instances, then sync runs, each within its limit.
 function Run:launch(now)
+  local retrying, later = self.retrying, {}
+  for _, item in ipairs(retrying) do
+    if item.retry_at <= now and has_room(self, item.kind) then self:send(item) else later[#later + 1] = item end
+  end
+  self.retrying = later
   local waiting, kept, polled = self.waiting, {}, false
   for _, item in ipairs(waiting) do
     if item.due <= now and self.n_async < self.max_fetch then
@@ -523,43 +470,43 @@ function Run:launch(now)
   local aq, sq = self.async_queue, self.sync_queue
   while self.aq <= #aq and self.n_async < self.max_fetch do
     self.aq = self.aq + 1
-    self:launch_async(aq[self.aq - 1])
+    self:launch_run(aq[self.aq - 1], "async")
   end
   while self.sq <= #sq and self.n_sync < self.max_sync do
     self.sq = self.sq + 1
-    self:launch_sync(sq[self.sq - 1])
+    self:launch_run(sq[self.sq - 1], "sync")
   end
 end
 
--- Whether a failed request goes on to the client's own policy: an expired token (the
--- client renews it once, however many requests failed with it), or a failure the retry
--- policy would try again (sfreports.retry: idempotent methods, unsent POSTs, 502-504).
-local function resend(method, err)
-  if err.kind == "auth" then return true end
-  local ok, retry = pcall(require, "sfreports.retry")
-  return ok and type(retry) == "table" and retry.retryable(method, err) == true
-end
-
--- The result of a finished request. A failure the client's policy may cure is handed
--- once to client:request (a blocking call that still drives the other transfers), so a
--- request in run_many fails only where the same request made alone would fail.
-function Run:result(item)
+-- The result of a finished request, as the client's Sender would have it for a single
+-- call: an `auth` failure renews the token (once per token generation, however many
+-- requests failed with it) and the request goes again at once; a failure the retry
+-- policy may cure goes back into the engine after its backoff, with the others
+-- (returns false: not settled yet); otherwise the final value or error.
+function Run:result(item, now)
   local v, meta = item.handle:result()
   item.handle = nil
-  if v == nil and not item.resent and resend(item.method, meta) then
-    item.resent = true
-    self.stats.resent = self.stats.resent + 1
-    if meta.kind == "auth" and self.client._auth then
-      -- renew for the token this request carried (a no-op when another request already
-      -- did), so the re-send goes out with the new token, not the expired one
-      local ok, rerr = self.client:_renew_token(item.generation)
-      if not ok then return nil, rerr end
-    end
-    return self.client:request(item.method, item.path, item.body)
+  if v ~= nil then
+    self.sender:observe(meta)
+    return v
   end
-  if v == nil then return nil, meta end
-  self.client:_note_meta(meta)
-  return v
+  local sender = self.sender
+  local what, wait = sender:after_failure(item.method, meta, item.attempt, item.renewed, item.call_deadline)
+  if what == "renew" then
+    item.renewed = true
+    local ok, rerr = sender:renew(item.generation, item.call_deadline)
+    if not ok then return nil, sender:finish(rerr, item.attempt) end
+    self.stats.resent = self.stats.resent + 1
+    self:send(item)
+    return false
+  elseif what == "retry" then
+    item.attempt = item.attempt + 1
+    item.retry_at = now + wait
+    self.stats.resent = self.stats.resent + 1
+    self.retrying[#self.retrying + 1] = item
+    return false
+  end
+  return nil, sender:finish(meta, item.attempt)
 end
 
 -- An instance exists: schedule its first poll.
@@ -577,7 +524,6 @@ function Run:created(item, decoded, now)
   item.state = "wait"
   self.waiting[#self.waiting + 1] = item
 end
-
 function Run:polled(item, decoded, now)
   local inst, o = item.inst, item.opts
   local ok, report = absorb(inst, decoded)
@@ -622,7 +568,8 @@ end
 function Run:settle(item, now)
   if item.kind == "sync" then self.n_sync = self.n_sync - 1 else self.n_async = self.n_async - 1 end
   local state = item.state
-  local v, err = self:result(item)
+  local v, err = self:result(item, now)
+  if v == false then return end -- goes again (renewed token, or a retry after its backoff)
   if state == "delete" then return self:deleted(item, v ~= nil, err) end
   if v == nil then
     err.report_id = err.report_id or item.id
@@ -679,10 +626,14 @@ function Run:drive(wait)
   return self:reap()
 end
 
--- The next moment something is due without network activity: a poll that may start.
+-- The next moment something is due without network activity: a retry or a poll that
+-- may start.
 function Run:next_due()
-  if self.n_async >= self.max_fetch then return huge end
   local t = huge
+  for _, item in ipairs(self.retrying) do
+    if item.retry_at < t and has_room(self, item.kind) then t = item.retry_at end
+  end
+  if self.n_async >= self.max_fetch then return t end
   for _, item in ipairs(self.waiting) do
     if item.due < t then t = item.due end
   end
@@ -723,25 +674,17 @@ end
 -- Returns reports, errs: arrays in input order (reports[i] or errs[i] is set for every i;
 -- both carry n = #list, since holes make # unreliable), and stats: { requests, instances,
 -- polls, poll_turns (engine turns in which polls went out), turns, max_inflight,
--- max_sync, max_async, deletes, resent }. A failure the client's policy may cure (an
--- `auth` error: token renewal; a retryable one: sfreports.retry) is handed to
--- client:request once; other failures are reported in place.
+-- max_sync, max_async, deletes, resent }. Each request follows the client's policy
+-- (sfreports.send: deadline, retries, token renewal) while the others stay in flight;
+-- failures are reported in place.
 function M.run_many(client, list, opts)
   if type(list) ~= "table" then
     error("sfreports: run_many expects a list of report ids or run tables, got " .. type(list), 2)
   end
-  local check = require("sfreports.client").check_options
-  local allowed = copy(require("sfreports.client").RUN_OPTIONS)
-  for k, v in pairs(MANY_OPTIONS) do allowed[k] = v end
-  opts = check(opts, allowed, "run_many")
-  for _, k in ipairs({ "max_concurrent_sync", "max_concurrent_fetch" }) do
-    if opts[k] ~= nil and opts[k] < 1 then
-      error(format("sfreports: option '%s' for run_many must be at least 1", k), 2)
-    end
-  end
+  opts = options.check(opts, options.MANY, "run_many", 2, options.RUN)
   local run_defaults = {}
   for k, v in pairs(opts) do
-    if not MANY_OPTIONS[k] then run_defaults[k] = v end
+    if not options.MANY[k] then run_defaults[k] = v end
   end
   local reports, errs = { n = #list }, { n = #list }
   local items = make_items(list, run_defaults, errs)

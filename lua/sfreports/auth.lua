@@ -3,13 +3,17 @@
 --   (an RS256 assertion signed by the C core), against login, test or a My Domain URL;
 --   sf_cli: the Salesforce CLI's stored login (`sf org display` for the instance URL,
 --   `sf org auth show-access-token` for the token, which newer CLIs redact in `display`).
--- sfreports.client calls attach() while it is being built and renew() on an `auth` error
--- (once per token generation). Secrets (client secret, refresh token, password, private
--- key, access tokens) live in a private weak table keyed by the client's auth state, so
+-- M.new(auth_opts, conn) makes a flow; flow:fetch(transport?) returns a token and what
+-- the flow learnt (instance URL...). It never writes anyone else's state: the caller
+-- (sfreports.client) puts the token on its transport. Secrets (client secret, refresh
+-- token, password, private key, access tokens) live in a private weak table keyed by
+-- the flow, and every one is added to the caller's secrets bag (sfreports.secrets), so
 -- neither an error, tostring() nor a dump of the client shows them.
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
 local json = require "sfreports.json"
+local options = require "sfreports.options"
+local transport = require "sfreports.transport"
 
 local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
 local format, match, gsub, find, sub, byte = string.format, string.match, string.gsub,
@@ -59,20 +63,9 @@ end
 ---------------------------------------------------------------------------
 -- secrets never leave in a message
 
--- Replaces every secret string held for st found in s.
+-- Masks every secret the flow's bag holds (its own and the client's) in s.
 local function scrub(st, s)
-  local sec = st and secrets[st]
-  if not sec or type(s) ~= "string" then return s end
-  for _, v in pairs(sec) do
-    if type(v) == "string" and #v >= 4 then
-      local i = find(s, v, 1, true)
-      while i do
-        s = sub(s, 1, i - 1) .. "[secret]" .. sub(s, i + #v)
-        i = find(s, v, i + 8, true)
-      end
-    end
-  end
-  return s
+  return st.bag:scrub(s)
 end
 
 local function auth_error(st, message, fields)
@@ -104,7 +97,7 @@ local function check_login_url(url)
   if not origin then
     return nil, errors.invalid(format("auth.login_url %q is not an absolute URL", url))
   end
-  local ok, err = require("sfreports.client").check_instance_url(origin)
+  local ok, err = options.instance_url(origin)
   if not ok then return nil, errors.invalid("auth.login_url: " .. err.message) end
   return ok .. gsub(path, "/+$", "")
 end
@@ -117,20 +110,10 @@ local function read_file(path)
   return s
 end
 
--- Copies the client options without the auth table and the access token, so the client
--- keeps what the transport needs and no secret.
-local function without_secrets(opts)
-  local copy = {}
-  for k, v in pairs(opts) do
-    if k ~= "auth" and k ~= "access_token" then copy[k] = v end
-  end
-  return copy
-end
-
 local cli_prefix -- defined with the CLI helpers below
 
 -- Builds the auth state and its private secrets. Returns state, or nil, err(invalid).
-local function new_state(a)
+local function new_state(a, bag)
   local flow = a.flow
   if REQUIRED[flow] == nil then
     return nil, errors.invalid(format("auth.flow %q is not one of %s", tostring(flow), concat(M.FLOWS, ", ")))
@@ -172,6 +155,8 @@ local function new_state(a)
     end
   end
   secrets[st] = sec
+  st.bag = bag
+  for _, v in pairs(sec) do bag:add(v) end
   return st
 end
 
@@ -193,37 +178,38 @@ end
 
 local FORM_HEADERS = { ["Content-Type"] = "application/x-www-form-urlencoded" }
 
--- The transport for the token request: the client's own once it exists, else (during
--- construction) a short-lived one of the same kind (cosockets in nginx) for login_url.
-local function token_transport(client, st)
-  if client.transport then return client.transport end
-  local o = client._opts or {}
-  local t, err = require("sfreports.transport").new({
+-- The transport for the token request: the caller's own once it exists, else (while the
+-- client is being built) a short-lived one of the same kind (cosockets in nginx) for
+-- login_url, with the client's connection options.
+local function token_transport(st, t)
+  if t then return t end
+  local o = st.conn
+  local tt, err = transport.new({
     base_url = st.login_url, timeout = o.timeout, connect_timeout = o.connect_timeout,
     stall_timeout = o.stall_timeout, cafile = o.cafile, capath = o.capath, verify = o.verify,
     proxy = o.proxy, user_agent = o.user_agent,
   }, o.transport)
-  if not t then return nil, err end
-  return t, true
+  if not tt then return nil, err end
+  return tt, true
 end
 
 -- POSTs a grant to the token endpoint. Returns the decoded answer (with access_token),
 -- or nil and an error: `auth` (with the endpoint's error_description) when the endpoint
 -- refused; network, timeout, limit and 5xx errors keep their kind (they may be retried).
-local function token_request(client, st, body)
-  local t, temporary = token_transport(client, st)
+local function token_request(st, t0, body, timeout)
+  local t, temporary = token_transport(st, t0)
   if not t then return nil, temporary end
-  local value, meta = t:request("POST", st.login_url .. M.TOKEN_PATH, body, FORM_HEADERS)
+  local value, meta = t:request("POST", st.login_url .. M.TOKEN_PATH, body, FORM_HEADERS,
+    timeout and { timeout = timeout } or nil)
   if temporary then t:close() end
   if value == nil then
     -- failures that say nothing about the credentials keep their kind, so that the
     -- retry policy can try again (network, timeout, rate limits, 5xx)
     if meta.kind == "network" or meta.kind == "timeout" or meta.kind == "limit"
         or (meta.status and meta.status >= 500) then
-      meta.message = scrub(st, meta.message)
-      return nil, meta
+      return nil, st.bag:scrub_error(meta)
     end
-    return nil, auth_error(st, meta.message, { status = meta.status, code = meta.code })
+    return nil, auth_error(st, meta.message, { status = meta.status, code = scrub(st, meta.code) })
   end
   if type(value) ~= "table" or type(value.access_token) ~= "string" or value.access_token == "" then
     return nil, auth_error(st, "the token endpoint answered without an access_token",
@@ -259,15 +245,17 @@ local function grant_body(st, sec)
   end
   local assertion, err = jwt_assertion(st, sec)
   if not assertion then return nil, err end
+  st.bag:add(assertion)
   return form({ { "grant_type", JWT_GRANT }, { "assertion", assertion } })
 end
 
 -- A token from the OAuth endpoint: token, info | nil, err.
-local function oauth_token(client, st)
+local function oauth_token(st, t, timeout)
   local sec = secrets[st]
   local body, berr = grant_body(st, sec)
   if not body then return nil, berr end
-  local answer, err = token_request(client, st, body)
+  st.bag:add(body) -- the form holds the assertion (jwt) and every secret, encoded
+  local answer, err = token_request(st, t, body, timeout)
   if not answer then return nil, err end
   local info = { flow = st.flow, instance_url = answer.instance_url, issued_at = answer.issued_at }
   -- refresh token rotation: the old one is now invalid, keep the new one
@@ -377,81 +365,55 @@ end
 ---------------------------------------------------------------------------
 -- attach and renew
 
-local function fetch(client, st)
-  if st.flow == "sf_cli" then return cli_token(st) end
-  return oauth_token(client, st)
-end
-
-local function notify(client, token, info)
-  local hook = client._opts and client._opts.on_token
-  if hook then hook(token, info) end
-end
-
--- Called by sfreports.new when opts.auth is given: checks the options, gets the first
--- token and the instance URL (opts.instance_url or auth.instance_url win over the one the
--- flow reports). Sets client._auth, client._token and client.instance_url. Returns true,
--- or nil and an error (invalid, auth, network, timeout). Raises on unknown options.
-function M.attach(client, opts)
-  local a = opts.auth
-  check_auth_options(a)
-  local st, err = new_state(a)
-  if not st then return nil, err end
-  client._opts = without_secrets(opts)
-  client._auth = st
-  local token, info = fetch(client, st)
+-- A token answer is written into an Authorization header: one with a space or control
+-- character would end or split it, so it is an `auth` error here, before any use.
+local function checked_token(st, token, info)
   if not token then return nil, info end
-  local url, uerr = require("sfreports.client").check_instance_url(
-    opts.instance_url or a.instance_url or info.instance_url)
-  if not url then return nil, uerr end
-  secrets[st].token = token
-  client.instance_url = url
-  info.instance_url = url
-  client._token = token -- seeds the transport (sfreports.client opens it next)
-  notify(client, token, info)
-  return true
-end
-
--- Waits (in nginx, where other light threads run meanwhile) for a renewal already in
--- progress on this client; blocking callers never get here while one is in progress.
-local function wait_renewal(client, st, generation)
-  local ngx = rawget(_G, "ngx")
-  while st.renewing and ngx and ngx.sleep do ngx.sleep(0.005) end
-  if client._token_generation ~= generation then return true end
-  return nil, st.renew_error or auth_error(st, "token renewal failed")
-end
-
--- Gets a new token with the client's flow and puts it on the transport. Returns true, or
--- nil and an error (`auth` with the endpoint's or CLI's reason, or network/timeout).
-function M.renew(client)
-  local st = client._auth
-  if st == nil then return nil, errors.new("auth", "this client cannot renew its token") end
-  local generation = client._token_generation
-  if st.renewing then return wait_renewal(client, st, generation) end
-  st.renewing = true
-  local ok, token, info = pcall(fetch, client, st)
-  st.renewing = false
-  if not ok then error(token, 0) end
-  if not token then
-    st.renew_error = info
-    return nil, info
+  if type(token) ~= "string" or token == "" or find(token, "[%c%s]") then
+    return nil, auth_error(st, "the token endpoint answered with an access_token that is not a valid token "
+      .. "(empty, or holding spaces or control characters)")
   end
-  st.renew_error = nil
-  secrets[st].token = token
-  st.renewals = st.renewals + 1
-  client._token_generation = generation + 1
-  client.transport:set_token(token)
-  -- only the transport needs the token now; the client table keeps no copy
-  client._token = nil
-  info.instance_url = client.instance_url
-  notify(client, token, info)
-  return true
+  st.bag:add(token)
+  if info.refresh_token then st.bag:add(info.refresh_token) end
+  return token, info
 end
 
--- For diagnostics: the flow and how many renewals happened (never a secret).
-function M.describe(client)
-  local st = client._auth
-  if not st then return nil end
-  return { flow = st.flow, login_url = st.login_url, alias = st.alias, renewals = st.renewals }
+---------------------------------------------------------------------------
+-- the flow object
+
+-- Makes a flow from the `auth` option. conn: the client's connection options (timeout,
+-- connect_timeout, stall_timeout, cafile, capath, verify, proxy, user_agent, transport)
+-- for the token endpoint; bag: the client's sfreports.secrets bag, which receives every
+-- secret and token. Returns the flow, or nil and an `invalid` error; raises on misuse.
+function M.new(a, conn, bag)
+  if type(a) ~= "table" then error("sfreports: option 'auth' must be a table", 3) end
+  check_auth_options(a)
+  local st, err = new_state(a, bag)
+  if not st then return nil, err end
+  st.conn = conn or {}
+  return st
+end
+
+-- Gets a token with the flow: token, info ({ flow, instance_url, issued_at?,
+-- refresh_token? }) or nil and an error (`auth` with the endpoint's or CLI's reason, or
+-- network/timeout, which the caller's retry policy may try again). t: the transport to
+-- send the grant with (nil while the client is being built); timeout: at most this long.
+function State:fetch(t, timeout)
+  local token, info
+  if self.flow == "sf_cli" then
+    token, info = cli_token(self)
+  else
+    token, info = oauth_token(self, t, timeout)
+  end
+  token, info = checked_token(self, token, info)
+  if token then self.renewals = self.renewals + 1 end
+  return token, info
+end
+
+-- For diagnostics: the flow and how many tokens it fetched after the first (never a secret).
+function State:describe()
+  return { flow = self.flow, login_url = self.login_url, alias = self.alias,
+    renewals = self.renewals > 0 and self.renewals - 1 or 0 }
 end
 
 return M

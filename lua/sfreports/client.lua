@@ -1,128 +1,55 @@
--- sfreports.client: the user-facing client. It validates call options, turns them into
--- requests on a transport (the C engine, or cosockets inside nginx), and hands decoded
--- results to the report model. Policy lives here (retries, token renewal, limits);
--- the transport only moves bytes and classifies responses.
+-- sfreports.client: the user-facing client. It checks call options, turns them into one
+-- request description per call, and sends it through its Sender (sfreports.send:
+-- deadline, retries, token renewal, secret scrubbing) on a transport (the C engine, or
+-- cosockets inside nginx). Report runs go through the transport's run_sync, run_async
+-- and fetch_instance; decoded results go to the report model.
 local errors = require "sfreports.errors"
 local ids = require "sfreports.ids"
 local json = require "sfreports.json"
+local options = require "sfreports.options"
+local secrets = require "sfreports.secrets"
+local send = require "sfreports.send"
 local transport = require "sfreports.transport"
 
 local type, pairs, ipairs, tostring, setmetatable, next = type, pairs, ipairs, tostring, setmetatable, next
-local format, match, lower, gsub = string.format, string.match, string.lower, string.gsub
+local format, match = string.format, string.match
 
 local M = {}
 
-M.DEFAULT_API_VERSION = "67.0"
+M.DEFAULT_API_VERSION = options.DEFAULT_API_VERSION
+M.DEFAULT_TIMEOUT = 150 -- seconds: above Salesforce's 2-minute limit on a sync run
 
 local Client = {}
 Client.__index = Client
 
----------------------------------------------------------------------------
--- option checking (misuse raises; bad values are `invalid` errors)
-
-local CLIENT_OPTIONS = {
-  instance_url = "string", access_token = "string", api_version = "string|number",
-  timeout = "number", connect_timeout = "number", stall_timeout = "number",
-  max_response = "number", cafile = "string", capath = "string", verify = "boolean",
-  proxy = "string", user_agent = "string", sleep = "function", auth = "table",
-  on_token = "function", retries = "number", retry_base = "number", transport = "string",
-  max_concurrent_sync = "number", max_concurrent_fetch = "number",
-}
-
-local function check_options(opts, allowed, where)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(format("sfreports: %s expects an options table, got %s", where, type(opts)), 3)
-  end
-  for k, v in pairs(opts) do
-    local want = allowed[k]
-    if not want then
-      error(format("sfreports: unknown option '%s' for %s", tostring(k), where), 3)
-    end
-    if not match(want, type(v)) then
-      error(format("sfreports: option '%s' for %s must be a %s, got %s", k, where, want, type(v)), 3)
-    end
-  end
-  return opts
+-- Kept for callers of the first release (the rules live in sfreports.options).
+function M.check_options(opts, allowed, where)
+  return options.check(opts, allowed, where, 2)
 end
-M.check_options = check_options
-
-local function is_loopback(host)
-  host = lower(host)
-  return host == "localhost" or host == "[::1]" or host == "::1"
-    or match(host, "^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
--- Returns the normalised instance URL, or nil and an `invalid` error naming the problem.
-function M.check_instance_url(url)
-  if type(url) ~= "string" or url == "" then
-    return nil, errors.invalid("instance_url is required (e.g. https://yourdomain.my.salesforce.com)")
-  end
-  if match(url, "[%c%s]") then
-    return nil, errors.invalid("instance_url must not contain spaces or control characters")
-  end
-  local scheme, host, rest = match(url, "^(%a[%w+.-]*)://([^/?#]+)(.*)$")
-  if not scheme then
-    return nil, errors.invalid(format("instance_url %q is not an absolute URL", url))
-  end
-  scheme = lower(scheme)
-  if rest ~= "" and rest ~= "/" then
-    return nil, errors.invalid(format("instance_url %q must have no path: give only the scheme and host", url))
-  end
-  if match(host, "@") then
-    return nil, errors.invalid("instance_url must not contain user information")
-  end
-  local hostname = match(host, "^(%[[^%]]+%])") or match(host, "^([^:]+)")
-  if scheme == "http" then
-    if not is_loopback(hostname) then
-      return nil, errors.invalid(format(
-        "instance_url %q uses plain http, allowed only for a loopback host; use https", url))
-    end
-  elseif scheme ~= "https" then
-    return nil, errors.invalid(format("instance_url %q must use https", url))
-  end
-  return scheme .. "://" .. host
-end
-
-local function normalise_version(v)
-  v = gsub(tostring(v), "^[vV]", "")
-  if match(v, "^%d+$") then v = v .. ".0" end
-  if not match(v, "^%d+%.%d$") then
-    return nil, errors.invalid(format("api_version %q is not a version like 67.0", v))
-  end
-  return v
-end
+M.check_instance_url = options.instance_url
+M.parse_limit_info = send.parse_limit_info
 
 ---------------------------------------------------------------------------
 -- construction
 
--- Creates a client. Returns client, or nil and an `invalid` error.
-function M.new(opts)
-  check_options(opts, CLIENT_OPTIONS, "sfreports.new")
-  opts = opts or {}
-  if opts.retries and (opts.retries < 0 or opts.retries ~= math.floor(opts.retries)) then
-    error("sfreports: option 'retries' for sfreports.new must be a whole number >= 0", 2)
-  end
-  if opts.retry_base and opts.retry_base < 0 then
-    error("sfreports: option 'retry_base' for sfreports.new must not be negative", 2)
-  end
-  -- the client keeps its options without the token: a dump of the client shows no secret
-  local kept = {}
-  for k, v in pairs(opts) do
-    if k ~= "access_token" then kept[k] = v end
-  end
-  local self = setmetatable({
-    api_version = nil, instance_url = nil, limits = nil,
-    _describe_cache = {}, _opts = kept, _token_generation = 0,
-  }, Client)
-  local version, verr = normalise_version(opts.api_version or M.DEFAULT_API_VERSION)
-  if not version then return nil, verr end
-  self.api_version = version
-  local token = opts.access_token
+-- The options of the transport (and of an auth flow's token requests): connection
+-- settings only, never a secret.
+local function connection_options(opts)
+  return {
+    timeout = opts.timeout, connect_timeout = opts.connect_timeout,
+    stall_timeout = opts.stall_timeout, max_response = opts.max_response,
+    cafile = opts.cafile, capath = opts.capath, verify = opts.verify, proxy = opts.proxy,
+    user_agent = opts.user_agent, transport = opts.transport,
+  }
+end
+
+-- The first token and instance URL: from the options, or from an auth flow.
+-- Returns token, url, flow (or nil) | nil, err.
+local function first_token(opts, bag)
   if opts.auth == nil then
-    local url, uerr = M.check_instance_url(opts.instance_url)
+    local url, uerr = options.instance_url(opts.instance_url)
     if not url then return nil, uerr end
-    self.instance_url = url
+    local token = opts.access_token
     if type(token) ~= "string" or token == "" then
       return nil, errors.invalid("access_token is required (or give an auth = {...} flow)")
     end
@@ -130,34 +57,54 @@ function M.new(opts)
       -- it would end the Authorization header early; the message never repeats the token
       return nil, errors.invalid("access_token must not contain spaces or control characters")
     end
+    bag:add(token)
+    return token, url
   end
-  self._token = token
-  if opts.auth ~= nil then
-    local ok, err = self:_init_auth(opts)
-    if not ok then return nil, err end
-  end
-  return self:_open_transport()
-end
-
-function Client:_open_transport()
-  local opts = self._opts
-  local t, err = transport.new({
-    base_url = self.instance_url, token = self._token, api_version = self.api_version,
-    timeout = opts.timeout, connect_timeout = opts.connect_timeout,
-    stall_timeout = opts.stall_timeout, max_response = opts.max_response,
-    cafile = opts.cafile, capath = opts.capath, verify = opts.verify, proxy = opts.proxy,
-    user_agent = opts.user_agent,
-  }, opts.transport)
-  self._token = nil -- from now on only the transport holds it
-  if not t then return nil, err end
-  self.transport = t
-  return self
-end
-
--- Authentication flows live in sfreports.auth; loaded only when asked for.
-function Client:_init_auth(opts)
   local auth = require "sfreports.auth"
-  return auth.attach(self, opts)
+  local flow, ferr = auth.new(opts.auth, connection_options(opts), bag)
+  if not flow then return nil, ferr end
+  local token, info = flow:fetch(nil)
+  if not token then return nil, bag:scrub_error(info) end
+  local url, uerr = options.instance_url(opts.instance_url or opts.auth.instance_url or info.instance_url)
+  if not url then return nil, uerr end
+  info.instance_url = url
+  if opts.on_token then opts.on_token(token, info) end
+  return token, url, flow
+end
+
+-- Creates a client. Returns client, or nil and an `invalid` (or, with an auth flow,
+-- `auth`/network) error. Raises on misuse (unknown option, wrong type, bad number).
+function M.new(opts)
+  opts = options.check(opts, options.CLIENT, "sfreports.new", 2)
+  local version, verr = options.api_version(opts.api_version or M.DEFAULT_API_VERSION)
+  if not version then return nil, verr end
+  local bag = secrets.new()
+  local token, url, flow = first_token(opts, bag)
+  if not token then return nil, url end
+  local self = setmetatable({
+    api_version = version, instance_url = url, limits = nil, secrets = bag,
+    _describe_cache = {}, _flow = flow,
+  }, Client)
+  local conn = connection_options(opts)
+  conn.base_url, conn.token, conn.api_version = url, token, version
+  conn.transport = nil
+  local t, kind = transport.new(conn, opts.transport)
+  if not t then return nil, kind end
+  self.transport, self.engine = t, kind
+  self.settings = {
+    sleep = opts.sleep, max_concurrent_sync = opts.max_concurrent_sync or options.DEFAULT_MAX_SYNC,
+    max_concurrent_fetch = opts.max_concurrent_fetch or options.DEFAULT_MAX_FETCH,
+  }
+  self.sender = send.new({
+    transport = t, bag = bag, sleep = opts.sleep,
+    retries = opts.retries or options.DEFAULT_RETRIES,
+    retry_base = opts.retry_base or options.DEFAULT_RETRY_BASE,
+    timeout = opts.timeout or M.DEFAULT_TIMEOUT,
+    renew = flow and function(tr, left) return flow:fetch(tr, left) end or nil,
+    on_token = opts.on_token,
+    on_limits = function(parsed) self.limits = parsed end,
+  })
+  return self
 end
 
 -- Reads SF_INSTANCE_URL, SF_ACCESS_TOKEN and SF_API_VERSION; opts override.
@@ -183,34 +130,38 @@ function Client:__tostring()
   return format("sfreports.client(%s, v%s)", tostring(self.instance_url), self.api_version)
 end
 
+-- The auth flow's diagnostics ({ flow, login_url, alias, renewals }), or nil without one.
+function Client:auth_info()
+  if not self._flow then return nil end
+  return self._flow:describe()
+end
+
 ---------------------------------------------------------------------------
 -- requests
-
--- Sforce-Limit-Info: "api-usage=10018/100000; api-bursts=1/750" -> { ["api-usage"] = {used, max} }
-local function parse_limit_info(s)
-  local out = { raw = s }
-  for name, used, max in s:gmatch("([%w%-_]+)=(%d+)/(%d+)") do
-    out[name] = { used = tonumber(used), max = tonumber(max) }
-  end
-  return out
-end
-M.parse_limit_info = parse_limit_info
-
-function Client:_note_meta(meta)
-  if meta and meta.limit_info then
-    self.limits = parse_limit_info(meta.limit_info)
-  end
-end
 
 -- The API path for a resource under analytics/.
 function Client:path(fmt, ...)
   return "/services/data/v" .. self.api_version .. "/analytics/" .. format(fmt, ...)
 end
 
--- Sends one request through the transport with this client's retry and renewal policy.
--- body: nil, a string (sent as is) or a table (encoded with sfreports.json).
+local REQUEST_FIELDS = { method = "string", path = "string", body = "string|table",
+  headers = "table", raw = "boolean", timeout = options.CLIENT.timeout }
+
+-- Sends one request description { method, path, body?, headers?, raw?, timeout? } with
+-- the client's policy (sfreports.send). body: a string (sent as is) or a table (encoded
+-- with sfreports.json). Returns value, meta or nil, err.
+function Client:send(req)
+  options.check(req, REQUEST_FIELDS, "client:send", 2)
+  local method, path, body, headers, raw = req.method, req.path, req.body, req.headers, req.raw == true
+  if type(body) == "table" then body = json.encode(body) end
+  return self.sender:call(method, function(t, left)
+    return t:request(method, path, body, headers, { raw = raw, timeout = left })
+  end, req.timeout)
+end
+
+-- Sends one request through the transport with this client's policy.
 function Client:request(method, path, body, headers)
-  return self:_request(method, path, body, headers, false)
+  return self:send({ method = method, path = path, body = body, headers = headers })
 end
 
 -- Like request, but a successful answer is returned as the JSON text Salesforce sent,
@@ -218,46 +169,7 @@ end
 -- for a decode and an encode. Errors are decoded and classified as usual. The text is not
 -- checked like a report model is (allData): whoever reads it must.
 function Client:request_raw(method, path, body, headers)
-  return self:_request(method, path, body, headers, true)
-end
-
-function Client:_request(method, path, body, headers, raw)
-  if type(body) == "table" then body = json.encode(body) end
-  local value, meta = self:_send(method, path, body, headers, raw)
-  if value == nil then return nil, meta end
-  self:_note_meta(meta)
-  return value, meta
-end
-
--- Every request goes through here: sfreports.retry decides whether and when to try
--- again; each try renews the token once on an auth failure when the client can.
-function Client:_send(method, path, body, headers, raw)
-  local retry = require "sfreports.retry"
-  return retry.call(self, method, function()
-    return self:_send_authed(method, path, body, headers, raw)
-  end)
-end
-
--- One try with the current token; on an `auth` error a client that can renew its token
--- renews it (once per token generation, however many requests failed with it) and
--- sends the request again.
-function Client:_send_authed(method, path, body, headers, raw)
-  local generation = self._token_generation
-  local value, meta = self.transport:request(method, path, body, headers, raw)
-  if value == nil and meta.kind == "auth" and self._auth then
-    local ok, err = self:_renew_token(generation)
-    if not ok then return nil, err end
-    return self.transport:request(method, path, body, headers, raw)
-  end
-  return value, meta
-end
-
--- Renews the token unless another request already did since `generation` was read.
--- Returns true, or nil and an `auth` error.
-function Client:_renew_token(generation)
-  if generation ~= self._token_generation then return true end
-  local auth = require "sfreports.auth"
-  return auth.renew(self)
+  return self:send({ method = method, path = path, body = body, headers = headers, raw = true })
 end
 
 local function check_id(id, what)
@@ -269,18 +181,8 @@ end
 ---------------------------------------------------------------------------
 -- run options -> reportMetadata
 
-local RUN_OPTIONS = {
-  details = "boolean", metadata = "table", filters = "table", logic = "string",
-  replace_filters = "boolean|table", date_filter = "string|table", sort = "string|table",
-  top = "number|table", columns = "table", groupings = "table",
-  wait = "table|boolean", timeout = "number", sleep = "function", yield = "boolean",
-  delete = "boolean|string", async = "boolean", id = "string",
-  poll_interval = "number", poll_max = "number", key = "string", page_size = "number",
-  on_page = "function", concurrency = "number",
-}
-M.RUN_OPTIONS = RUN_OPTIONS
+M.RUN_OPTIONS = options.RUN
 
--- Builds the reportMetadata to POST for a run, or nil when the saved report runs as is.
 -- sfreports.filters when the run options change filters, sorting, columns or groupings,
 -- else nil. A run without options never loads that (large) module: compiling it is a
 -- measurable part of a short-lived program's start-up (see bench/).
@@ -291,7 +193,8 @@ local function filters_for(opts)
   return nil
 end
 
-function Client:_run_metadata(report_id, opts)
+-- The reportMetadata to POST for a run, or nil when the saved report runs as is.
+function Client:run_metadata(report_id, opts)
   local md = opts.metadata
   local filters = filters_for(opts)
   if filters then
@@ -313,24 +216,32 @@ function Client:_run_metadata(report_id, opts)
   return md
 end
 
-local function details_flag(opts)
-  return opts.details ~= false and "true" or "false"
-end
-
 local function body_for(md)
   if md == nil then return nil end
   return json.encode({ reportMetadata = md })
 end
 
--- The request of a report run, as { method, path, body }, or nil and an error: a sync run
--- is a GET without metadata and a POST with it; an async run posts an instance. Used by
--- run_sync, run_async and sfreports.async's run_many.
-function Client:_run_request(id, opts, async)
-  local md, merr = self:_run_metadata(id, opts)
+-- The run of a report as the engines take it: { id, kind = "sync"|"async", metadata =
+-- JSON text or nil, details = boolean, method = the HTTP method the engine will use (for
+-- the retry policy: a sync run is a GET without metadata, a POST with it; an async run
+-- always POSTs) }, or nil and an error. Used by run_sync, run_async and run_many.
+function Client:run_plan(id, opts, kind)
+  local md, merr = self:run_metadata(id, opts)
   if merr then return nil, merr end
-  local path = self:path("reports/%s%s?includeDetails=%s", id, async and "/instances" or "", details_flag(opts))
-  if async then return { method = "POST", path = path, body = body_for(md) or "" } end
-  return { method = md and "POST" or "GET", path = path, body = body_for(md) }
+  local body = body_for(md)
+  return { id = id, kind = kind, metadata = body, details = opts.details ~= false,
+    method = (kind == "async" or body) and "POST" or "GET" }
+end
+
+-- Sends a planned run through the transport's run_sync / run_async; ropts extra are
+-- passed to the engine (start = true for run_many). Returns decoded, meta | nil, err.
+function Client:send_run(plan, timeout)
+  local fn = plan.kind == "async" and "run_async" or "run_sync"
+  local value, err = self.sender:call(plan.method, function(t, left)
+    return t[fn](t, plan.id, plan.metadata, plan.details, { timeout = left })
+  end, timeout)
+  if value == nil then err.report_id = err.report_id or plan.id end
+  return value, err
 end
 
 local function to_report(decoded)
@@ -340,45 +251,47 @@ end
 ---------------------------------------------------------------------------
 -- report resources
 
--- Runs a report synchronously. Returns a report object, or nil, err.
+-- Runs a report synchronously. Returns a report object, or nil, err. opts.timeout bounds
+-- the whole call (default: the client's timeout).
 function Client:run_sync(report_id, opts)
-  opts = check_options(opts, RUN_OPTIONS, "run_sync")
+  opts = options.check(opts, options.RUN, "run_sync", 2)
   local id, err = check_id(report_id, "report id")
   if not id then return nil, err end
-  local req, merr = self:_run_request(id, opts, false)
-  if not req then return nil, merr end
-  local decoded, rerr = self:request(req.method, req.path, req.body)
-  if not decoded then
-    rerr.report_id = rerr.report_id or id
-    return nil, rerr
-  end
+  local plan, perr = self:run_plan(id, opts, "sync")
+  if not plan then return nil, perr end
+  local decoded, rerr = self:send_run(plan, opts.timeout)
+  if not decoded then return nil, rerr end
   return to_report(decoded)
 end
 
 -- Starts an asynchronous run. Returns an instance (id, status, dates), or nil, err.
 function Client:run_async(report_id, opts)
-  opts = check_options(opts, RUN_OPTIONS, "run_async")
+  opts = options.check(opts, options.RUN, "run_async", 2)
   local id, err = check_id(report_id, "report id")
   if not id then return nil, err end
-  local req, merr = self:_run_request(id, opts, true)
-  if not req then return nil, merr end
-  local decoded, rerr = self:request(req.method, req.path, req.body)
-  if not decoded then
-    rerr.report_id = rerr.report_id or id
-    return nil, rerr
-  end
-  return self:_instance(id, decoded)
-end
-
--- Wraps a decoded instance description; sfreports.async gives it wait/poll.
-function Client:_instance(report_id, decoded)
-  local async = require "sfreports.async"
-  return async.instance(self, report_id, decoded)
+  local plan, perr = self:run_plan(id, opts, "async")
+  if not plan then return nil, perr end
+  local decoded, rerr = self:send_run(plan)
+  if not decoded then return nil, rerr end
+  return require("sfreports.async").instance(self, id, decoded)
 end
 
 local function instance_status(decoded)
   local attrs = type(decoded) == "table" and decoded.attributes
   return type(attrs) == "table" and attrs.status or nil
+end
+
+-- The decoded results resource of an instance (the transport's fetch_instance), or nil,
+-- err with report_id and instance_id. timeout: this call's budget.
+function Client:fetch_instance_raw(report_id, instance_id, timeout)
+  local decoded, err = self.sender:call("GET", function(t, left)
+    return t:fetch_instance(report_id, instance_id, { timeout = left })
+  end, timeout)
+  if not decoded then
+    err.report_id, err.instance_id = report_id, instance_id
+    return nil, err
+  end
+  return decoded
 end
 
 -- Fetches the results of an instance. Returns a report, or nil, err: an instance that is
@@ -389,11 +302,8 @@ function Client:fetch_instance(report_id, instance_id)
   if not id then return nil, err end
   local iid, ierr = check_id(instance_id, "instance id")
   if not iid then return nil, ierr end
-  local decoded, rerr = self:request("GET", self:path("reports/%s/instances/%s", id, iid))
-  if not decoded then
-    rerr.report_id, rerr.instance_id = id, iid
-    return nil, rerr
-  end
+  local decoded, rerr = self:fetch_instance_raw(id, iid)
+  if not decoded then return nil, rerr end
   local status = instance_status(decoded)
   if status == "Error" then
     return nil, errors.new("api", "report instance " .. iid .. " ended in status Error",
@@ -414,7 +324,12 @@ function Client:instances(report_id)
   local decoded, rerr = self:request("GET", self:path("reports/%s/instances", id))
   if not decoded then return nil, rerr end
   local out = {}
-  for i, d in ipairs(decoded) do out[i] = self:_instance(id, d) end
+  if type(decoded) ~= "table" then
+    return nil, errors.new("decode", "the instance list of report " .. id .. " is not a JSON array",
+      { report_id = id })
+  end
+  local async = require "sfreports.async"
+  for i, d in ipairs(decoded) do out[i] = async.instance(self, id, d) end
   return out
 end
 
@@ -462,7 +377,7 @@ function Client:query(metadata, opts)
   if type(metadata) ~= "table" then
     error("sfreports: query expects a reportMetadata table, got " .. type(metadata), 2)
   end
-  opts = check_options(opts, RUN_OPTIONS, "query")
+  opts = options.check(opts, options.RUN, "query", 2)
   local md = {}
   for k, v in pairs(metadata.reportMetadata or metadata) do md[k] = v end
   local filters = filters_for(opts)

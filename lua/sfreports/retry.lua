@@ -1,6 +1,6 @@
 -- sfreports.retry: when a failed request is tried again, and how long to wait first.
 --
--- Policy (Client:_send routes every request through M.call):
+-- Policy (sfreports.send asks it after every failed try, for single calls and run_many):
 --   * GET, HEAD and DELETE are idempotent: they are tried again after a `network` or
 --     `timeout` error, and after HTTP 502, 503 or 504.
 --   * Any other method (a POST that starts a run) is tried again only when the request
@@ -18,17 +18,13 @@
 -- the server is honoured as given, up to MAX_RETRY_AFTER; a longer one is not waited
 -- for: the error goes back to the caller with its retry_after.
 -- `retries` (client option, default 3) is the number of tries after the first; 0
--- disables retrying. The sleep is the one sfreports.async picks (ngx.sleep inside
--- nginx, the user's `sleep` option, else the C core's blocking sleep).
---
--- The final error carries `attempts` (tries made) when more than one try was made.
-local random, min, floor = math.random, math.min, math.floor
+-- disables retrying. Every wait happens inside the call's deadline (sfreports.send): a
+-- wait that would end past it is not made.
+local random, min = math.random, math.min
 local type = type
 
 local M = {}
 
-M.DEFAULT_RETRIES = 3
-M.DEFAULT_BASE = 0.5      -- seconds before the first retry (before jitter)
 M.MAX_BACKOFF = 8         -- no backoff wait is longer than this
 M.MAX_RETRY_AFTER = 30    -- a Retry-After longer than this is handed to the caller
 
@@ -61,42 +57,6 @@ function M.delay(attempt, err, base)
   end
   local d = min(base * 2 ^ (attempt - 1), M.MAX_BACKOFF)
   return d / 2 + random() * d / 2
-end
-
-local function options(client)
-  local opts = type(client) == "table" and client._opts or {}
-  local retries = opts.retries or M.DEFAULT_RETRIES
-  local base = opts.retry_base or M.DEFAULT_BASE
-  if retries < 0 or retries ~= floor(retries) then
-    error("sfreports: option 'retries' must be a whole number >= 0, got " .. retries, 4)
-  end
-  if base < 0 then
-    error("sfreports: option 'retry_base' must not be negative, got " .. base, 4)
-  end
-  return retries, base
-end
-
--- Calls try() (which returns value, meta | nil, err) until it succeeds or the policy says
--- stop, and returns its last results. method is the HTTP method of the request.
-function M.call(client, method, try)
-  local retries, base = options(client)
-  local value, meta = try()
-  local attempt = 0
-  local sleep
-  while value == nil and attempt < retries and M.retryable(method, meta) do
-    local wait = M.delay(attempt + 1, meta, base)
-    if wait == nil then break end
-    attempt = attempt + 1
-    if wait > 0 then
-      sleep = sleep or require("sfreports.async").sleeper(client, {})
-      sleep(wait)
-    end
-    value, meta = try()
-  end
-  if value == nil and attempt > 0 and type(meta) == "table" then
-    meta.attempts = attempt + 1
-  end
-  return value, meta
 end
 
 return M

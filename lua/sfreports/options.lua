@@ -1,0 +1,175 @@
+-- sfreports.options: every option a caller can pass, with its type and range, checked in
+-- one place. Misuse raises naming the option ("sfreports: option 'timeout' for
+-- sfreports.new must be a finite number > 0"); values that come from the environment
+-- or a server (an instance URL, an API version) are `invalid` errors instead.
+--
+-- A spec maps an option name to a rule: either a type pattern ("string|table") or a
+-- table { "number", min =, max =, above =, integer = true } whose numeric bounds are
+-- inclusive (min/max) or exclusive (above). Every number is checked finite before any
+-- bound: NaN passes every comparison, and infinity would reach C casts.
+local errors = require "sfreports.errors"
+
+local type, pairs, tostring, error = type, pairs, tostring, error
+local format, match, lower, gsub = string.format, string.match, string.lower, string.gsub
+local floor, huge = math.floor, math.huge
+
+local M = {}
+
+M.DEFAULT_API_VERSION = "67.0"
+M.DEFAULT_RETRIES = 3
+M.DEFAULT_RETRY_BASE = 0.5
+M.DEFAULT_MAX_SYNC = 20        -- Salesforce: 20 concurrent synchronous runs
+M.DEFAULT_MAX_FETCH = 200      -- Salesforce: 200 concurrent requests for async results
+
+local SECONDS = { "number", above = 0, max = 1e9 }      -- a positive duration
+local WAIT_SECONDS = { "number", min = 0, max = 1e9 }  -- a duration that may be zero
+local COUNT = { "number", integer = true, min = 1, max = 1e6 }
+
+M.CLIENT = {
+  instance_url = "string", access_token = "string", api_version = "string|number",
+  timeout = SECONDS, connect_timeout = SECONDS, stall_timeout = SECONDS,
+  max_response = { "number", integer = true, min = 1, max = 2 ^ 53 },
+  cafile = "string", capath = "string", verify = "boolean",
+  proxy = "string", user_agent = "string", sleep = "function", auth = "table",
+  on_token = "function", retries = { "number", integer = true, min = 0, max = 100 },
+  retry_base = { "number", min = 0, max = 60 }, transport = "string",
+  max_concurrent_sync = COUNT, max_concurrent_fetch = COUNT,
+}
+
+M.RUN = {
+  details = "boolean", metadata = "table", filters = "table", logic = "string",
+  replace_filters = "boolean|table", date_filter = "string|table", sort = "string|table",
+  top = "number|table", columns = "table", groupings = "table",
+  wait = "table|boolean", timeout = WAIT_SECONDS, sleep = "function", yield = "boolean",
+  delete = "boolean|string", async = "boolean", id = "string",
+  poll_interval = SECONDS, poll_max = SECONDS, key = "string", page_size = "number",
+  on_page = "function", concurrency = "number",
+}
+
+M.WAIT = {
+  timeout = WAIT_SECONDS, poll_interval = SECONDS, poll_max = SECONDS,
+  sleep = "function", yield = "boolean", delete = "boolean|string",
+}
+
+-- Options of run_many itself (the rest are run options, defaults for every entry).
+M.MANY = {
+  max_concurrent_sync = COUNT, max_concurrent_fetch = COUNT,
+  sleep = "function", yield = "boolean",
+}
+
+M.DELETE_VALUES = { [true] = true, [false] = true, after = true, timeout = true }
+
+local function describe_bounds(rule)
+  local parts = {}
+  if rule.integer then parts[#parts + 1] = "a whole number" else parts[#parts + 1] = "a finite number" end
+  if rule.above then parts[#parts + 1] = "> " .. rule.above end
+  if rule.min then parts[#parts + 1] = ">= " .. rule.min end
+  if rule.max and rule.max < 2 ^ 53 then parts[#parts + 1] = "<= " .. format("%.14g", rule.max) end
+  return parts[1] .. (parts[2] and " " .. table.concat(parts, " and ", 2) or "")
+end
+
+-- Why number v breaks rule, or nil.
+local function number_problem(v, rule)
+  if v ~= v or v == huge or v == -huge then return true end
+  if rule.integer and v ~= floor(v) then return true end
+  if rule.above and v <= rule.above then return true end -- (NaN was refused above)
+  if rule.min and v < rule.min then return true end
+  if rule.max and v > rule.max then return true end
+  return nil
+end
+
+-- Raises unless value v fits rule; level is the caller's level for error().
+local function check_one(name, v, rule, where, level)
+  local pattern = type(rule) == "table" and rule[1] or rule
+  local t = type(v)
+  if not match(pattern, t) then
+    error(format("sfreports: option '%s' for %s must be a %s, got %s", name, where, pattern, t), level + 1)
+  end
+  if t == "number" then
+    if number_problem(v, type(rule) == "table" and rule or {}) then
+      error(format("sfreports: option '%s' for %s must be %s, got %s", name, where,
+        describe_bounds(type(rule) == "table" and rule or {}), tostring(v)), level + 1)
+    end
+  end
+end
+
+-- Checks an options table against spec (or several specs, any of which may name an
+-- option). Returns opts (an empty table for nil). Raises on misuse: not a table, an
+-- unknown name, a wrong type, a number out of range or not finite.
+function M.check(opts, spec, where, level, spec2)
+  level = (level or 1) + 1
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(format("sfreports: %s expects an options table, got %s", where, type(opts)), level)
+  end
+  for k, v in pairs(opts) do
+    local rule = spec[k] or (spec2 and spec2[k])
+    if not rule then
+      error(format("sfreports: unknown option '%s' for %s", tostring(k), where), level)
+    end
+    check_one(k, v, rule, where, level)
+  end
+  if opts.delete ~= nil and (spec.delete or (spec2 and spec2.delete)) and not M.DELETE_VALUES[opts.delete] then
+    error(format("sfreports: option 'delete' for %s must be true, false, \"after\" or \"timeout\", got %q",
+      where, tostring(opts.delete)), level)
+  end
+  return opts
+end
+
+---------------------------------------------------------------------------
+-- values from the environment or a server: `invalid` errors, not raises
+
+local function is_loopback(host)
+  host = lower(host)
+  return host == "localhost" or host == "[::1]" or host == "::1"
+    or match(host, "^127%.%d+%.%d+%.%d+$") ~= nil
+end
+M.is_loopback = is_loopback
+
+-- Returns the normalised instance URL (scheme://host[:port]), or nil and an `invalid`
+-- error naming the problem.
+function M.instance_url(url)
+  if type(url) ~= "string" or url == "" then
+    return nil, errors.invalid("instance_url is required (e.g. https://yourdomain.my.salesforce.com)")
+  end
+  if match(url, "[%c%s]") then
+    return nil, errors.invalid("instance_url must not contain spaces or control characters")
+  end
+  local scheme, host, rest = match(url, "^(%a[%w+.-]*)://([^/?#]+)(.*)$")
+  if not scheme then
+    return nil, errors.invalid(format("instance_url %q is not an absolute URL", url))
+  end
+  scheme = lower(scheme)
+  if rest ~= "" and rest ~= "/" then
+    return nil, errors.invalid(format("instance_url %q must have no path: give only the scheme and host", url))
+  end
+  if match(host, "@") then
+    return nil, errors.invalid("instance_url must not contain user information")
+  end
+  local hostname, port = match(host, "^(%[[^%]]+%])(.*)$")
+  if not hostname then hostname, port = match(host, "^([^:]*)(.*)$") end
+  if hostname == "" or not (port == "" or match(port, "^:%d+$")) then
+    return nil, errors.invalid(format("instance_url %q has no valid host name and port", url))
+  end
+  if scheme == "http" then
+    if not is_loopback(hostname) then
+      return nil, errors.invalid(format(
+        "instance_url %q uses plain http, allowed only for a loopback host; use https", url))
+    end
+  elseif scheme ~= "https" then
+    return nil, errors.invalid(format("instance_url %q must use https", url))
+  end
+  return scheme .. "://" .. host
+end
+
+-- "v67", "67", 67 -> "67.0"; or nil and an `invalid` error.
+function M.api_version(v)
+  v = gsub(tostring(v), "^[vV]", "")
+  if match(v, "^%d+$") then v = v .. ".0" end
+  if not match(v, "^%d+%.%d$") then
+    return nil, errors.invalid(format("api_version %q is not a version like 67.0", v))
+  end
+  return v
+end
+
+return M

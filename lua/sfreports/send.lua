@@ -1,0 +1,159 @@
+-- sfreports.send: how one call reaches the server with the client's policy. Every
+-- request of a client goes through a Sender: single calls with call(), and run_many's
+-- requests in flight through after_failure() / renew() / finish(), so both follow the
+-- same rules:
+--
+--   * Deadline. A call's `timeout` bounds the WHOLE call: every try, every backoff wait
+--     and a token renewal happen inside it (like a gRPC deadline). Each try is handed
+--     what is left, and the engine caps that try's connect + send + receive by it. A
+--     backoff wait that would end past the deadline is not made: the call returns its
+--     last error. `stall_timeout` (the engine's) still ends a try in which no byte moved.
+--   * Retries: sfreports.retry says which failures are tried again and after how long,
+--     at most `retries` times.
+--   * Renewal: an `auth` failure makes a client that can renew its token (an `auth`
+--     flow) fetch a new one, once per call and once per token generation however many
+--     requests failed with the old token; the request then goes again with the new one.
+--   * Secrets: every error leaving a call is scrubbed of every secret the client holds
+--     (sfreports.secrets), whatever the server echoed back.
+--   * Limits: each answer's Sforce-Limit-Info is parsed and handed to `on_limits`.
+local core = require "sfreports.core"
+local errors = require "sfreports.errors"
+local phase = require "sfreports.phase"
+local retry = require "sfreports.retry"
+local sleep_mod = require "sfreports.sleep"
+
+local type, tonumber, setmetatable, pcall, error = type, tonumber, setmetatable, pcall, error
+local format = string.format
+local monotime = core.monotime
+
+local M = {}
+
+local Sender = {}
+Sender.__index = Sender
+
+-- conf: transport, retries, retry_base, timeout (the default budget of a call, seconds),
+-- sleep (the client's `sleep` option or nil), bag (sfreports.secrets), and optionally
+-- renew = function(transport, seconds_left) -> token, info | nil, err (an auth flow),
+-- on_token = function(token, info), on_limits = function(parsed).
+function M.new(conf)
+  return setmetatable({
+    transport = conf.transport, retries = conf.retries, retry_base = conf.retry_base,
+    timeout = conf.timeout, sleep = conf.sleep, bag = conf.bag,
+    renew_token = conf.renew, on_token = conf.on_token, on_limits = conf.on_limits,
+    generation = 0, renewing = false, renewals = 0,
+  }, Sender)
+end
+
+-- Sforce-Limit-Info: "api-usage=10018/100000; api-bursts=1/750" -> { ["api-usage"] = {used, max} }
+function M.parse_limit_info(s)
+  local out = { raw = s }
+  for name, used, max in s:gmatch("([%w%-_]+)=(%d+)/(%d+)") do
+    out[name] = { used = tonumber(used), max = tonumber(max) }
+  end
+  return out
+end
+
+-- Takes note of a successful answer's meta (limits).
+function Sender:observe(meta)
+  if type(meta) == "table" and type(meta.limit_info) == "string" and self.on_limits then
+    self.on_limits(M.parse_limit_info(meta.limit_info))
+  end
+end
+
+-- The error a call returns: tries counted, secrets masked.
+function Sender:finish(err, attempt)
+  if type(err) ~= "table" then return err end
+  if attempt and attempt > 0 then err.attempts = attempt + 1 end
+  return self.bag:scrub_error(err)
+end
+
+-- The moment a call started now with budget `timeout` (default: the client's) must end.
+function Sender:deadline(timeout)
+  return monotime() + (timeout or self.timeout)
+end
+
+-- What follows a failed try of `method` (attempt = retries made so far; renewed = this
+-- call already renewed the token): "renew"; "retry" and the seconds to wait first; or
+-- nil (the error is final).
+function Sender:after_failure(method, err, attempt, renewed, deadline)
+  if type(err) ~= "table" then return nil end
+  if err.kind == "auth" and self.renew_token and not renewed then return "renew" end
+  if attempt >= self.retries or not retry.retryable(method, err) then return nil end
+  local wait = retry.delay(attempt + 1, err, self.retry_base)
+  if wait == nil or monotime() + wait >= deadline then return nil end
+  return "retry", wait
+end
+
+local function deadline_error(timeout)
+  return errors.new("timeout", format("the call's timeout of %gs ran out", timeout),
+    { retryable = true })
+end
+
+-- Waits (in nginx, where other light threads run meanwhile) for a renewal already in
+-- progress; blocking callers never get here while one is in progress.
+function Sender:wait_renewal(generation, deadline)
+  local ngx = phase.ngx()
+  while self.renewing and ngx and monotime() < deadline do ngx.sleep(0.005) end
+  if self.generation ~= generation then return true end
+  return nil, self.renew_error or errors.new("auth", "token renewal failed", { retryable = false })
+end
+
+-- Renews the token unless another request already did since `generation` was read.
+-- Returns true, or nil and an error. May not return normally if renew_token raises
+-- (a bug in a user hook): the flag is reset and the error raised again.
+function Sender:renew(generation, deadline)
+  if generation ~= self.generation then return true end
+  if self.renewing then return self:wait_renewal(generation, deadline) end
+  self.renewing = true
+  local ok, token, info = pcall(self.renew_token, self.transport, deadline - monotime())
+  self.renewing = false
+  if not ok then error(token, 0) end
+  if not token then
+    self.renew_error = info
+    return nil, info
+  end
+  self.renew_error = nil
+  self.transport:set_token(token)
+  self.generation = generation + 1
+  self.renewals = self.renewals + 1
+  if self.on_token then self.on_token(token, info) end
+  return true
+end
+
+-- Sends one call: try(transport, seconds_left) makes one try (returns value, meta |
+-- nil, err); method is its HTTP method (for the retry policy); timeout the call's budget
+-- (default: the client's). Returns value, meta or nil, err.
+function Sender:call(method, try, timeout)
+  local budget = timeout or self.timeout
+  local deadline = monotime() + budget
+  local attempt, renewed = 0, false
+  local sleep
+  while true do
+    local left = deadline - monotime()
+    if left <= 0 then return nil, self:finish(deadline_error(budget), attempt) end
+    local generation = self.generation
+    local v, meta = try(self.transport, left)
+    if v ~= nil then
+      self:observe(meta)
+      return v, meta
+    end
+    local what, wait = self:after_failure(method, meta, attempt, renewed, deadline)
+    if what == "renew" then
+      renewed = true
+      local ok, rerr = self:renew(generation, deadline)
+      if not ok then return nil, self:finish(rerr, attempt) end
+    elseif what == "retry" then
+      attempt = attempt + 1
+      if wait > 0 then
+        sleep = sleep or sleep_mod.choose(nil, self.sleep)
+        sleep(wait)
+      end
+    else
+      return nil, self:finish(meta, attempt)
+    end
+  end
+end
+
+M.Sender = Sender
+
+return M
