@@ -151,7 +151,7 @@ local checked = setmetatable({}, { __mode = "k" })
 function D.check(describe)
   if type(describe) == "table" and checked[describe] then return true end
   local why
-  if type(describe) ~= "table" then
+  if not is_object(describe) then
     why = "the report's describe answer is " .. type_name(describe) .. ", expected an object"
   else
     why = mismatch(describe, SHAPE, "describe")
@@ -355,7 +355,7 @@ end
 -- the column info { name, label, dataType, filterable, filterValues }, or nil and an
 -- `invalid` error. (Public as sfreports.filters.resolve_column.)
 function D.resolve_column(describe, name)
-  if type(describe) ~= "table" then misuse("resolve_column", "describe must be a table") end
+  if not is_object(describe) then misuse("resolve_column", "describe must be a table") end
   if type(name) ~= "string" then misuse("resolve_column", "name must be a string") end
   local c, msg, fields = D.resolve(D.index(describe), name, "columns")
   if not c then return nil, invalid(msg, fields) end

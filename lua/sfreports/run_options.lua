@@ -275,7 +275,7 @@ end
 -- server's: checked by describe.check, a `decode` error).
 local function check_prepare_args(opts, describe)
   if type(opts) ~= "table" then misuse("prepare", "opts must be a table") end
-  if type(describe) ~= "table" or type(describe.reportMetadata) ~= "table" then
+  if describe == nil then
     misuse("prepare", "describe must be the report's decoded describe response (with reportMetadata)")
   end
 end
@@ -302,6 +302,8 @@ end
 -- `decode` naming the field of the describe answer that has the wrong shape.
 function RO.prepare(opts, describe)
   check_prepare_args(opts, describe)
+  local shaped, derr = D.check(describe)
+  if not shaped then return nil, derr end
   local md = describe.reportMetadata
   local idx = D.index(describe)
   local out = {}

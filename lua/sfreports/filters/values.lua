@@ -197,7 +197,7 @@ function values.format(v, col)
   end
   local s, err = format_scalar(v, col)
   if not s then return nil, err, v end
-  return s
+  return one_value(s)
 end
 
 -- Marks v (os.time number, date table or ISO string) as a date, so build() formats it as
