@@ -99,6 +99,42 @@ describe("filters against the fake org", function()
     end
   end)
 
+  -- NEXT_STEP holds "Negotiate, then sign" (a comma) among other steps. The fake org splits
+  -- a value on unquoted commas as Salesforce does, and echoes the filters it received.
+  it("sends a single value holding a comma quoted, so the server keeps it whole", function()
+    local report = assert(client:run_sync(R.tabular_5k.id, {
+      filters = F.eq("NEXT_STEP", "Negotiate, then sign"), columns = { "OPPORTUNITY_NAME", "NEXT_STEP" } }))
+    local received = report.metadata.reportFilters
+    assert.equal('"Negotiate, then sign"', received[#received].value)
+    assert.is_true(report.all_data)
+    local rows = rows_of(report)
+    assert.is_true(#rows > 10)
+    for _, r in ipairs(rows) do assert.equal("Negotiate, then sign", r.NEXT_STEP) end
+  end)
+
+  it("sends a list as several values and F.raw() in the API's own comma form", function()
+    local function steps(filter)
+      local report = assert(client:run_sync(R.tabular_5k.id, { filters = filter, columns = { "NEXT_STEP" } }))
+      local seen = {}
+      for _, r in ipairs(rows_of(report)) do seen[r.NEXT_STEP] = (seen[r.NEXT_STEP] or 0) + 1 end
+      local received = report.metadata.reportFilters
+      return seen, received[#received].value
+    end
+    local seen, value = steps(F.eq("NEXT_STEP", { "Negotiate, then sign", "Call back" }))
+    assert.equal('"Negotiate, then sign",Call back', value)
+    assert.is_true(seen["Negotiate, then sign"] > 0 and seen["Call back"] > 0)
+    assert.same({ "Call back", "Negotiate, then sign" }, (function()
+      local k = {}
+      for name in pairs(seen) do k[#k + 1] = name end
+      table.sort(k)
+      return k
+    end)())
+    seen, value = steps(F.eq("NEXT_STEP", F.raw("Call back,Legal review")))
+    assert.equal("Call back,Legal review", value)
+    assert.is_true(seen["Call back"] > 0 and seen["Legal review"] > 0)
+    assert.is_nil(seen["Negotiate, then sign"])
+  end)
+
   it("refuses bad filters before any request", function()
     assert(client:describe(R.tabular_5k.id, { cached = true }))
     org:reset()

@@ -133,9 +133,9 @@ describe("sfreports.filters", function()
         build_json(F.eq("ACCOUNT_NAME", { "Acme", "Globex, Inc.", 42, 'say "hi", twice' })))
     end)
 
-    it("send a plain string verbatim, commas included (the documented multi-value form)", function()
+    it("quote a single value that holds a comma, so that Salesforce keeps it whole", function()
       assert.equals('{"reportFilters":[{"column":"STAGE_NAME","operator":"notEqual",'
-        .. '"value":"Closed Won,Closed Lost"}]}',
+        .. '"value":"\\"Closed Won,Closed Lost\\""}]}',
         build_json(F.ne("STAGE_NAME", "Closed Won,Closed Lost")))
       assert.equals('{"reportFilters":[{"column":"CITY","operator":"notEqual","value":""}]}',
         build_json(F.ne("CITY", "")))
@@ -198,7 +198,7 @@ describe("sfreports.filters", function()
 
     it("accept API-shaped filter tables", function()
       assert.equals('{"reportBooleanFilter":"1 OR 2","reportFilters":['
-        .. '{"column":"COMPANY","operator":"contains","value":",Inc."},'
+        .. '{"column":"COMPANY","operator":"contains","value":"\\",Inc.\\""},'
         .. '{"column":"A","operator":"equals","value":"1"}]}',
         build_json(F.any{ { column = "COMPANY", operator = "contains", value = ",Inc." }, F.eq("A", 1) }))
     end)

@@ -47,27 +47,36 @@
 -- Order: by key (blank keys first), then as the server returns ties; the caller's `sort`
 -- and `top` options do not apply (misuse). Memory: one page (ranges: up to `concurrency`
 -- pages) plus the first run, whatever the report size.
+--
+-- Parts: paging.keys (which columns can page, ranked), paging.rowset (key values and
+-- multisets of whole rows), paging.paged (the object run_all returns); this file holds
+-- the pager (work items, splitting, keyset steps) and run_all.
 local errors = require "sfreports.errors"
 local filters = require "sfreports.filters"
+local RO = require "sfreports.run_options"
 local json = require "sfreports.json"
+local rowset = require "sfreports.paging.rowset"
+local K = require "sfreports.paging.keys"
+local Paged = require "sfreports.paging.paged"
 
 local type, pairs, ipairs, tostring, tonumber, setmetatable, error =
   type, pairs, ipairs, tostring, tonumber, setmetatable, error
 local format, concat, sort, insert, remove = string.format, table.concat, table.sort, table.insert, table.remove
 local floor, ceil, min, max = math.floor, math.ceil, math.min, math.max
-local NULL = json.null
+
+local key_value, filter_value = rowset.key_value, rowset.filter_value
+local take, taken, plus, rows_at = rowset.take, rowset.taken, rowset.plus, rowset.rows_at
+local rank_keys, describe_key, caller_keys = K.rank_keys, K.describe_key, K.caller_keys
+local index_of = K.index_of
 
 local M = {}
+M.Paged = Paged
 
 M.ROW_LIMIT = 2000          -- detail rows per run (§8)
 M.SLICE_TARGET = 1500       -- rows aimed at per range slice (margin under the cap)
 M.DEFAULT_CONCURRENCY = 4
 M.MAX_CONCURRENCY = 20      -- concurrent synchronous runs per org (§8)
 M.DEFAULT_MAX_RUNS = 500    -- synchronous runs per org per hour (§8)
-
--- Types whose filters compare (greaterOrEqual & co.) in the same order sortBy uses.
-local ORDERED = { date = true, datetime = true, int = true, double = true, percent = true, currency = true }
-local NEEDED_OPS = { "equals", "notEqual", "greaterThan", "greaterOrEqual", "lessThan", "lessOrEqual" }
 
 local OPTIONS = {
   filters = "table", logic = "string", replace_filters = "boolean|table", date_filter = "string|table",
@@ -85,154 +94,8 @@ local function copy(t)
   return out
 end
 
-local function is_null(v) return v == nil or v == NULL end
-
--- A raw cell value as what filters and sorting compare: currency -> amount.
-local function key_value(cell)
-  if type(cell) ~= "table" then return nil end
-  local v = cell.value
-  if type(v) == "table" then v = v.amount end
-  if is_null(v) or v == "" then return nil end
-  return v
-end
-
--- Shortest decimal that reads back to the same double (filters are strings, §7.2).
-local number_text = json.number_text
-
-local function filter_value(v)
-  if type(v) == "number" then return number_text(v) end
-  return tostring(v)
-end
-
-local function canon(v)
-  local t = type(v)
-  if v == nil or v == NULL then return "\0" end
-  if t == "number" then return number_text(v) end
-  if t == "table" then return canon(v.amount) .. "\30" .. canon(v.currency) end
-  return t .. ":" .. tostring(v)
-end
-
--- Identity of a row: every cell's value and label, and its groups (multiset key).
-local function row_tuple(row)
-  local parts, n = {}, 0
-  local dc = row.data_cells
-  for i = 1, #dc do
-    local c = dc[i]
-    n = n + 1
-    parts[n] = type(c) == "table" and (canon(c.value) .. "\30" .. canon(c.label)) or "\0"
-  end
-  local groups = row.groups
-  for i = 1, #groups do
-    n = n + 1
-    parts[n] = canon(groups[i].value) .. "\30" .. canon(groups[i].label)
-  end
-  return concat(parts, "\31")
-end
-
 local function limit_error(msg, fields)
   return errors.new("limit", msg, fields)
-end
-
----------------------------------------------------------------------------------------
--- keys
-
-local function column_info(describe, name)
-  local api, c = filters.resolve_column(describe, name)
-  if not api then return nil, c end
-  local ext = describe.reportExtendedMetadata
-  local info = type(ext) == "table" and type(ext.detailColumnInfo) == "table" and ext.detailColumnInfo[api]
-  return c, info
-end
-
-local function operators_of(describe, dtype)
-  local rtm = describe.reportTypeMetadata
-  local map = type(rtm) == "table" and rtm.dataTypeFilterOperatorMap
-  local list = type(map) == "table" and map[dtype]
-  if type(list) ~= "table" then return nil end
-  local set = {}
-  for _, op in ipairs(list) do
-    if type(op) == "table" and type(op.name) == "string" then set[op.name] = true end
-  end
-  return set
-end
-
--- Why a column cannot be a paging key, or nil when it can.
-local function unusable(describe, name)
-  local c, info = column_info(describe, name)
-  if not c then return "is not a column of this report type" end
-  if c.filterable == false then return "is not filterable" end
-  if not ORDERED[c.dataType or ""] then
-    return format("is a %s column; a key must be a date, datetime, number, percent or currency column",
-      tostring(c.dataType))
-  end
-  if type(info) == "table" and info.isLookup == true then
-    return "is a lookup column (its filters apply to the name, not the value)"
-  end
-  local ops = operators_of(describe, c.dataType)
-  if ops then
-    for _, op in ipairs(NEEDED_OPS) do
-      if not ops[op] then return format("does not allow the %s operator", op) end
-    end
-  end
-  return nil, c
-end
-
-local function index_of(list, v)
-  for i, x in ipairs(list) do if x == v then return i end end
-  return nil
-end
-
--- Ordered, usable columns among `columns`, ranked by distinct values in `report` (most first).
-local function rank_keys(describe, columns, report)
-  local cands = {}
-  for _, name in ipairs(columns) do
-    if not unusable(describe, name) then cands[#cands + 1] = { name = name, distinct = 0 } end
-  end
-  if report and #cands > 0 then
-    local cols = report:columns()
-    for _, c in ipairs(cands) do
-      local idx
-      for i, col in ipairs(cols) do if col.name == c.name then idx = i end end
-      if idx then
-        local seen, n = {}, 0
-        for row in report:rows() do
-          local v = key_value(row.data_cells[idx])
-          if v ~= nil and not seen[v] then seen[v] = true; n = n + 1 end
-        end
-        c.distinct = n
-      end
-    end
-  end
-  for i, c in ipairs(cands) do c.pos = i end
-  sort(cands, function(a, b)
-    if a.distinct ~= b.distinct then return a.distinct > b.distinct end
-    return a.pos < b.pos
-  end)
-  local out = {}
-  for i, c in ipairs(cands) do out[i] = c.name end
-  return out
-end
-
--- A column to add when the report shows no usable key: prefer a datetime (created
--- date), then a date, then a number.
-local function describe_key(describe)
-  local rtm = describe.reportTypeMetadata
-  local best, best_rank
-  local RANK = { datetime = 1, date = 2, currency = 3, double = 4, int = 5, percent = 6 }
-  for _, cat in ipairs(type(rtm) == "table" and type(rtm.categories) == "table" and rtm.categories or {}) do
-    local cols = type(cat) == "table" and type(cat.columns) == "table" and cat.columns or {}
-    local names = {}
-    for name in pairs(cols) do names[#names + 1] = name end
-    sort(names)
-    for _, name in ipairs(names) do
-      local _, c = unusable(describe, name)
-      if c then
-        local r = RANK[c.dataType] + (name:find("CREATED") and 0 or 0.5)
-        if not best_rank or r < best_rank then best, best_rank = c.name, r end
-      end
-    end
-  end
-  return best
 end
 
 ---------------------------------------------------------------------------------------
@@ -316,36 +179,6 @@ function Pager:page_key_index(report, name)
       { report_id = self.id })
   end
   return ki
-end
-
--- Drops row from a skip multiset (rows emitted already); true when it was there.
-local function take(skip, row)
-  if not skip or skip.n == 0 then return false end
-  local t = row_tuple(row)
-  local c = skip.tuples[t]
-  if c and c > 0 then
-    skip.tuples[t] = c - 1
-    skip.n = skip.n - 1
-    return true
-  end
-  return false
-end
-
-local function taken(skips, row)
-  if skips then
-    for i = 1, #skips do
-      if take(skips[i], row) then return true end
-    end
-  end
-  return false
-end
-
--- Adds multiset m to a list of skips (a new list: items share their parents' lists).
-local function plus(skips, m)
-  local out = {}
-  for i, s in ipairs(skips or {}) do out[i] = s end
-  if m and m.n > 0 then out[#out + 1] = m end
-  return out
 end
 
 -- Turns a page report into a page { rows, report, conds, level }, without the rows held
@@ -470,19 +303,6 @@ function Pager:keyset_bounds(report, ki, key, after)
   return first, last
 end
 
--- Every row of `report` whose key (column ki) is v, as a multiset of whole rows.
-local function rows_at(report, ki, v)
-  local rows = { tuples = {}, n = 0 }
-  for row in report:rows() do
-    if key_value(row.data_cells[ki]) == v then
-      local t = row_tuple(row)
-      rows.tuples[t] = (rows.tuples[t] or 0) + 1
-      rows.n = rows.n + 1
-    end
-  end
-  return rows
-end
-
 -- One keyset page of `item` (stays at the head of the work list until done).
 function Pager:keyset_step(item)
   local key = self.keys[item.level]
@@ -566,91 +386,6 @@ function Pager:next_page()
 end
 
 ---------------------------------------------------------------------------------------
--- the paged report (what run_all returns)
-
-local Paged = {}
-Paged.__index = Paged
-M.Paged = Paged
-
-function Paged:columns() return self.report:columns() end
-function Paged:grouping_columns() return self.report:grouping_columns() end
-
--- The next page { rows = {Row...}, report, conds, level }, or nil at the end / on error
--- (then self.error is set and returned second).
-function Paged:next_page()
-  if self.error then return nil, self.error end
-  local pager = self._pager
-  if pager.done then return nil end
-  local page, err = pager:next_page()
-  if not page then
-    if err then
-      self.error = err
-      return nil, err
-    end
-    self.all_data = true
-    return nil
-  end
-  self.stats.pages = self.stats.pages + 1
-  for _, row in ipairs(page.rows) do
-    self.stats.rows = self.stats.rows + 1
-    row.index = self.stats.rows
-  end
-  return page
-end
-
--- Iterator over every row; pages are fetched as the loop reaches them. On a failure the
--- loop ends early and self.error holds the error (check it after the loop).
-function Paged:rows()
-  local page, i = nil, 0
-  return function()
-    while true do
-      if page then
-        i = i + 1
-        local row = page.rows[i]
-        if row then return row end
-      end
-      -- drop the finished page before fetching the next one, and collect it, so that
-      -- peak memory is one page (plus the first run), not one page plus the garbage of
-      -- the previous ones waiting for the incremental collector
-      if page then
-        page = nil
-        collectgarbage("collect")
-      end
-      page, i = self:next_page(), 0
-      if not page then return nil end
-    end
-  end
-end
-
--- Calls fn(rows, info) per page; true, or nil and the error.
-function Paged:each_page(fn)
-  while true do
-    local page, err = self:next_page()
-    if not page then
-      if err then return nil, err end
-      return true
-    end
-    fn(page.rows, { report = page.report, index = self.stats.pages, conds = page.conds })
-  end
-end
-
--- Streams every row into a writer (sfreports.writers): fmt is a format name (a new
--- writer on sink with wopts) or a writer made by writers.new (header not yet written).
--- Returns what w:finish() returns (rows written), or nil and the error.
-function Paged:write(fmt, sink, wopts)
-  local w = fmt
-  if type(fmt) == "string" then w = require("sfreports.writers").new(fmt, sink, wopts) end
-  local ok, err = w:header(self)
-  if not ok then return nil, err end
-  for row in self:rows() do
-    ok, err = w:row(row)
-    if not ok then return nil, err end
-  end
-  if self.error then return nil, self.error end
-  return w:finish()
-end
-
----------------------------------------------------------------------------------------
 -- entry point
 
 local function check_options(opts)
@@ -700,35 +435,14 @@ end
 -- the error.
 local function run_metadata(opts, describe)
   local prep = {}
-  for _, k in ipairs(filters.OPTIONS) do prep[k] = opts[k] end
-  local changes, perr = filters.prepare(prep, describe)
+  for _, k in ipairs(RO.OPTIONS) do prep[k] = opts[k] end
+  local changes, perr = RO.prepare(prep, describe)
   if not changes then return nil, perr end
   local base = {}
   for k, v in pairs(opts.metadata or {}) do base[k] = v end
   for k, v in pairs(changes) do base[k] = v end
   base.hasDetailRows = true
   return base
-end
-
--- The caller's paging keys (opts.key: a column name or a list of them; none when nil),
--- each checked usable and named as the report type names it. Or nil and an `invalid`
--- error naming the first column that cannot be a key.
-local function caller_keys(key, describe)
-  local keys = {}
-  if type(key) == "table" then
-    for i, k in ipairs(key) do keys[i] = k end
-  elseif key then
-    keys[1] = key
-  end
-  for i, k in ipairs(keys) do
-    local why, c = unusable(describe, k)
-    if why then
-      return nil, errors.invalid(format("column %s cannot be a paging key: it %s", k, why),
-        { option = "key", column = k })
-    end
-    keys[i] = c.name
-  end
-  return keys
 end
 
 local function add_missing(columns, added, name)
