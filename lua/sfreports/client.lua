@@ -183,24 +183,24 @@ end
 
 M.RUN_OPTIONS = options.RUN
 
--- sfreports.filters when the run options change filters, sorting, columns or groupings,
--- else nil. A run without options never loads that (large) module: compiling it is a
--- measurable part of a short-lived program's start-up (see bench/).
-local function filters_for(opts)
+-- sfreports.run_options when the run options change filters, sorting, columns or
+-- groupings, else nil. A run without options never loads those modules: compiling them
+-- is a measurable part of a short-lived program's start-up (see bench/).
+local function run_options_for(opts)
   if next(opts) == nil then return nil end
-  local filters = require "sfreports.filters"
-  if filters.needs_describe(opts) then return filters end
+  local run_options = require "sfreports.run_options"
+  if run_options.needs_describe(opts) then return run_options end
   return nil
 end
 
 -- The reportMetadata to POST for a run, or nil when the saved report runs as is.
 function Client:run_metadata(report_id, opts)
   local md = opts.metadata
-  local filters = filters_for(opts)
-  if filters then
+  local run_options = run_options_for(opts)
+  if run_options then
     local describe, err = self:describe(report_id, { cached = true })
     if not describe then return nil, err end
-    local changes, cerr = filters.prepare(opts, describe)
+    local changes, cerr = run_options.prepare(opts, describe)
     if not changes then return nil, cerr end
     local merged = {}
     for k, v in pairs(md or {}) do merged[k] = v end
@@ -380,9 +380,9 @@ function Client:query(metadata, opts)
   opts = options.check(opts, options.RUN, "query", 2)
   local md = {}
   for k, v in pairs(metadata.reportMetadata or metadata) do md[k] = v end
-  local filters = filters_for(opts)
-  if filters then
-    local changes, cerr = filters.prepare(opts, { reportMetadata = md })
+  local run_options = run_options_for(opts)
+  if run_options then
+    local changes, cerr = run_options.prepare(opts, { reportMetadata = md })
     if not changes then return nil, cerr end
     for k, v in pairs(changes) do md[k] = v end
   end
