@@ -630,7 +630,8 @@ describe("sfreports.report", function()
         reportMetadata = { reportFormat = "SUMMARY", detailColumns = null, aggregates = { 1 } },
         groupingsDown = null, groupingsAcross = { groupings = null },
         factMap = {
-          ["T!T"] = { aggregates = { { value = null, label = null } }, rows = { { dataCells = {} }, { dataCells = {} } } },
+          ["T!T"] = { aggregates = { { value = null, label = null } },
+                      rows = { { dataCells = {} }, { dataCells = {} } } },
           ["weird"] = { aggregates = null },
         },
       }
