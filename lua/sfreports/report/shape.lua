@@ -50,14 +50,14 @@ local function bad(where, v, expected)
   return nil, format("report result: %s is %s, expected %s", where, json_type(v), expected)
 end
 
--- Tables decoded from JSON arrays have integer keys, objects string keys; an empty
--- table is both.
+-- Tables decoded from JSON arrays have the keys 1..n, objects string keys; an empty
+-- table is both. (t[1] first: these run for every row and cell.)
 local function is_array(t)
-  return type(next(t)) ~= "string"
+  return t[1] ~= nil or next(t) == nil
 end
 
 local function is_object(t)
-  return type(next(t)) ~= "number"
+  return t[1] == nil
 end
 
 -- An optional container: absent, null, or a table of the right kind.
@@ -69,18 +69,21 @@ local function optional(v, where, want_array)
   return bad(where, v, want_array and "an array" or "an object")
 end
 
--- The dataCells of one row: nil, message when a cell is wrong; else the array to use
--- (a copy when a label is a number).
-local function row_cells(dc, where)
+-- The dataCells of row i of the entry `key`: nil, message when a cell is wrong; else the
+-- array to use (a copy when a label is a number). This runs for every cell: messages
+-- are built only on failure.
+local function row_cells(dc, key, i)
   local copy
   for j = 1, #dc do
     local c = dc[j]
-    if type(c) ~= "table" or not is_object(c) then return bad(format("%s.dataCells[%d]", where, j), c, "an object") end
+    if type(c) ~= "table" or c[1] ~= nil then
+      return bad(format("factMap[%s].rows[%d].dataCells[%d]", quoted(key), i, j), c, "an object")
+    end
     local l = c.label
     if type(l) == "number" then
       if not copy then
         copy = {}
-        for i = 1, #dc do copy[i] = dc[i] end
+        for n = 1, #dc do copy[n] = dc[n] end
       end
       local fixed = {}
       for k, v in pairs(c) do fixed[k] = v end
@@ -91,34 +94,49 @@ local function row_cells(dc, where)
   return copy or dc
 end
 
--- One fact-map entry: its rows (and their cells) and its aggregates.
-local function check_entry(key, e, fixed)
-  local where = "factMap[" .. quoted(key) .. "]"
-  if type(e) ~= "table" or not is_object(e) then return bad(where, e, "an object") end
-  local rows = e.rows
-  local ok, err = optional(rows, where .. ".rows", true)
-  if not ok then return nil, err end
-  if rows ~= nil and rows ~= null then
-    for i = 1, #rows do
-      local r = rows[i]
-      local rw = format("%s.rows[%d]", where, i)
-      if type(r) ~= "table" or not is_object(r) then return bad(rw, r, "an object") end
-      local dc = r.dataCells
-      if type(dc) ~= "table" or not is_array(dc) then return bad(rw .. ".dataCells", dc, "an array") end
-      local use, cerr = row_cells(dc, rw)
-      if not use then return nil, cerr end
-      if use ~= dc then fixed[r] = use end
+local function check_rows(key, rows, fixed)
+  for i = 1, #rows do
+    local r = rows[i]
+    if type(r) ~= "table" or not is_object(r) then
+      return bad(format("factMap[%s].rows[%d]", quoted(key), i), r, "an object")
+    end
+    local dc = r.dataCells
+    if type(dc) ~= "table" or not is_array(dc) then
+      return bad(format("factMap[%s].rows[%d].dataCells", quoted(key), i), dc, "an array")
+    end
+    local use, err = row_cells(dc, key, i)
+    if not use then return nil, err end
+    if use ~= dc then fixed[r] = use end
+  end
+  return true
+end
+
+local function check_aggregates(key, aggs)
+  for i = 1, #aggs do
+    local a = aggs[i]
+    if type(a) ~= "table" or not is_object(a) then
+      return bad(format("factMap[%s].aggregates[%d]", quoted(key), i), a, "an object")
     end
   end
-  local aggs = e.aggregates
-  ok, err = optional(aggs, where .. ".aggregates", true)
-  if not ok then return nil, err end
-  if aggs ~= nil and aggs ~= null then
-    for i = 1, #aggs do
-      local a = aggs[i]
-      local aw = format("%s.aggregates[%d]", where, i)
-      if type(a) ~= "table" or not is_object(a) then return bad(aw, a, "an object") end
+  return true
+end
+
+-- One fact-map entry: its rows (and their cells) and its aggregates.
+local function check_entry(key, e, fixed)
+  if type(e) ~= "table" or not is_object(e) then return bad("factMap[" .. quoted(key) .. "]", e, "an object") end
+  local rows, aggs = e.rows, e.aggregates
+  if rows ~= nil and rows ~= null then
+    if type(rows) ~= "table" or not is_array(rows) then
+      return bad("factMap[" .. quoted(key) .. "].rows", rows, "an array")
     end
+    local ok, err = check_rows(key, rows, fixed)
+    if not ok then return nil, err end
+  end
+  if aggs ~= nil and aggs ~= null then
+    if type(aggs) ~= "table" or not is_array(aggs) then
+      return bad("factMap[" .. quoted(key) .. "].aggregates", aggs, "an array")
+    end
+    return check_aggregates(key, aggs)
   end
   return true
 end
