@@ -82,10 +82,8 @@ env:
 install: $(CORE)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/sfreports $(DESTDIR)$(LUA_SHAREDIR)/sfreports $(DESTDIR)$(BINDIR)
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_LIBDIR)/sfreports/core.so
-	install -m 0644 lua/sfreports/*.lua $(DESTDIR)$(LUA_SHAREDIR)/sfreports/
-	for d in filters paging run_options; do \
-	  install -d $(DESTDIR)$(LUA_SHAREDIR)/sfreports/$$d; \
-	  install -m 0644 lua/sfreports/$$d/*.lua $(DESTDIR)$(LUA_SHAREDIR)/sfreports/$$d/; done
+	for f in $$(cd lua && find sfreports -name '*.lua'); do \
+	  install -D -m 0644 "lua/$$f" "$(DESTDIR)$(LUA_SHAREDIR)/$$f"; done
 	@if [ -f bin/sfreports ]; then \
 	  sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/sfreports > $(DESTDIR)$(BINDIR)/sfreports; \
 	  chmod 0755 $(DESTDIR)$(BINDIR)/sfreports; fi

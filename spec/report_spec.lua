@@ -53,12 +53,18 @@ end
 describe("sfreports.report", function()
 
   describe("module", function()
-    it("builds with new(), by calling the module, and refuses non-tables", function()
+    it("builds with new(), by calling the module, and refuses non-tables with nil, err", function()
       local d = load("result_tabular_details.cghall.json")
       assert.is_true(report.is_report(report.new(d)))
       assert.is_true(report.is_report(report(d)))
-      assert.has_error(function() report.new("{}") end)
-      assert.has_error(function() report.new(nil) end)
+      for _, v in ipairs({ "{}", false }) do
+        local r, err = report.new(v)
+        assert.is_nil(r)
+        assert.are.equal("decode", err.kind)
+      end
+      local r, err = report(nil)
+      assert.is_nil(r)
+      assert.are.equal("decode", err.kind)
     end)
 
     it("uses cjson's null as its null", function()
@@ -553,13 +559,18 @@ describe("sfreports.report", function()
       assert.is_true(r3.all_data)
     end)
 
-    it("reads instance attributes, and survives an unfinished instance without a fact map", function()
-      local r = report.new({
-        attributes = { type = "ReportInstance", id = "0LGR00000000He3OAE", status = "Running",
-                       ownerId = "005R0000000Hv5rIAC", completionDate = null,
-                       requestDate = "2015-08-12T16:05:43Z", reportId = "00OR0000000K2UeMAK",
-                       reportName = "Deals", queryable = false },
-      })
+    it("reads instance attributes, and refuses an unfinished instance without a fact map", function()
+      local attributes = { type = "ReportInstance", id = "0LGR00000000He3OAE", status = "Running",
+                           ownerId = "005R0000000Hv5rIAC", completionDate = null,
+                           requestDate = "2015-08-12T16:05:43Z", reportId = "00OR0000000K2UeMAK",
+                           reportName = "Deals", queryable = false }
+      local unfinished, err = report.new({ attributes = attributes })
+      assert.is_nil(unfinished)
+      assert.are.equal("decode", err.kind)
+      assert.are.equal('report result: no factMap (instance status "Running": not finished, or no results)',
+        err.message)
+      assert.are.same({ "00OR0000000K2UeMAK", "0LGR00000000He3OAE" }, { err.report_id, err.instance_id })
+      local r = report.new({ attributes = attributes, factMap = { ["T!T"] = { aggregates = {} } } })
       assert.are.equal("Running", r.status)
       assert.are.same({ "0LGR00000000He3OAE", "Running", "005R0000000Hv5rIAC", null, "2015-08-12T16:05:43Z", false },
         { r.instance.id, r.instance.status, r.instance.owner_id, r.instance.completion_date,
@@ -568,7 +579,7 @@ describe("sfreports.report", function()
       assert.are.equal("Deals", r.name)
       assert.are.equal("TABULAR", r.format)
       assert.are.equal(0, #all_rows(r))
-      assert.are.same({}, r:groups())
+      assert.are.same({ "T!T" }, keys_of(r:groups()))
       assert.are.same({}, r:columns())
       assert.is_nil(r:total(1))
     end)
@@ -613,14 +624,15 @@ describe("sfreports.report", function()
       assert.are.equal("T!T", rows[1].key)
     end)
 
-    it("never crashes on odd shapes and keeps them in groups()", function()
+    it("reads null containers as absent and keeps unknown keys in groups()", function()
+      -- wrong types are refused: see spec/report_shapes_spec.lua
       local d = {
         reportMetadata = { reportFormat = "SUMMARY", detailColumns = null, aggregates = { 1 } },
         groupingsDown = null, groupingsAcross = { groupings = null },
         factMap = {
-          ["T!T"] = { aggregates = { { value = null, label = null } }, rows = { { dataCells = null }, 5 } },
-          ["weird"] = { aggregates = "x" },
-          ["0!T"] = "not an object",
+          ["T!T"] = { aggregates = { { value = null, label = null } },
+                      rows = { { dataCells = {} }, { dataCells = {} } } },
+          ["weird"] = { aggregates = null },
         },
       }
       local r = report.new(d)

@@ -49,8 +49,9 @@ local function fault()
   if body.path ~= nil and (type(body.path) ~= "string" or not pcall(string.find, "", body.path)) then
     return fail("path must be a Lua pattern")
   end
+  if body.kind == "body" and type(body.body) ~= "string" then return fail("body must be a string") end
   local def = { kind = body.kind, count = math.floor(count), path = body.path,
-    seconds = body.seconds, bytes = body.bytes, after = tonumber(body.after) }
+    seconds = body.seconds, bytes = body.bytes, after = tonumber(body.after), body = body.body }
   return out.json(200, { ok = true, id = state.add_fault(def) })
 end
 

@@ -47,6 +47,11 @@ function HANDLERS.empty200()
   return out.send(200, "")
 end
 
+-- 200 with `body`, the JSON text given to the fault, as it is (bad shapes: null, [], ...).
+function HANDLERS.body(def)
+  return out.send(200, def.body)
+end
+
 function HANDLERS.retry_after()
   ngx.header["Retry-After"] = "1"
   return out.error(503, "SERVER_UNAVAILABLE",
