@@ -157,7 +157,13 @@ local function absorb(inst, decoded)
         instance_status = "Error", retryable = false })
   end
   if decoded.factMap ~= nil and not unfinished(status) then
-    return inst, require("sfreports.report").new(decoded)
+    local report, rerr = require("sfreports.report").new(decoded)
+    if not report then
+      rerr.instance_id = rerr.instance_id or inst.id
+      rerr.report_id = rerr.report_id or inst.report_id
+      return nil, rerr
+    end
+    return inst, report
   end
   return inst
 end
@@ -341,6 +347,9 @@ local function make_items(list, run_defaults, errs)
   return items
 end
 
+-- What Run:result returns for a request that goes again (any JSON value may be a result).
+local AGAIN = {}
+
 -- The run state: queues, requests in flight, instances waiting for a poll, requests
 -- waiting for a retry, results.
 local Run = {}
@@ -482,7 +491,7 @@ end
 -- call: an `auth` failure renews the token (once per token generation, however many
 -- requests failed with it) and the request goes again at once; a failure the retry
 -- policy may cure goes back into the engine after its backoff, with the others
--- (returns false: not settled yet); otherwise the final value or error.
+-- (returns AGAIN: not settled yet); otherwise the final value or error.
 function Run:result(item, now)
   local v, meta = item.handle:result()
   item.handle = nil
@@ -498,13 +507,13 @@ function Run:result(item, now)
     if not ok then return nil, sender:finish(rerr, item.attempt) end
     self.stats.resent = self.stats.resent + 1
     self:send(item)
-    return false
+    return AGAIN
   elseif what == "retry" then
     item.attempt = item.attempt + 1
     item.retry_at = now + wait
     self.stats.resent = self.stats.resent + 1
     self.retrying[#self.retrying + 1] = item
-    return false
+    return AGAIN
   end
   return nil, sender:finish(meta, item.attempt)
 end
@@ -569,7 +578,7 @@ function Run:settle(item, now)
   if item.kind == "sync" then self.n_sync = self.n_sync - 1 else self.n_async = self.n_async - 1 end
   local state = item.state
   local v, err = self:result(item, now)
-  if v == false then return end -- goes again (renewed token, or a retry after its backoff)
+  if v == AGAIN then return end -- goes again (renewed token, or a retry after its backoff)
   if state == "delete" then return self:deleted(item, v ~= nil, err) end
   if v == nil then
     err.report_id = err.report_id or item.id
@@ -580,11 +589,9 @@ function Run:settle(item, now)
     return self:finish(item, nil, err)
   end
   if state == "sync" then
-    if type(v) ~= "table" then
-      return self:finish(item, nil, errors.new("decode", "report " .. item.id .. " returned no report result",
-        { report_id = item.id }))
-    end
-    return self:finish(item, require("sfreports.report").new(v))
+    local report, rerr = require("sfreports.report").new(v)
+    if not report then rerr.report_id = rerr.report_id or item.id end
+    return self:finish(item, report, rerr)
   elseif state == "post" then
     return self:created(item, v, now)
   end

@@ -244,8 +244,14 @@ function Client:send_run(plan, timeout)
   return value, err
 end
 
-local function to_report(decoded)
-  return require("sfreports.report").new(decoded)
+-- The report model over a decoded result, or nil and its `decode` error (with the ids).
+local function to_report(decoded, report_id, instance_id)
+  local report, err = require("sfreports.report").new(decoded)
+  if not report then
+    err.report_id = err.report_id or report_id
+    err.instance_id = err.instance_id or instance_id
+  end
+  return report, err
 end
 
 ---------------------------------------------------------------------------
@@ -260,8 +266,8 @@ function Client:run_sync(report_id, opts)
   local plan, perr = self:run_plan(id, opts, "sync")
   if not plan then return nil, perr end
   local decoded, rerr = self:send_run(plan, opts.timeout)
-  if not decoded then return nil, rerr end
-  return to_report(decoded)
+  if decoded == nil then return nil, rerr end
+  return to_report(decoded, id)
 end
 
 -- Starts an asynchronous run. Returns an instance (id, status, dates), or nil, err.
@@ -272,8 +278,13 @@ function Client:run_async(report_id, opts)
   local plan, perr = self:run_plan(id, opts, "async")
   if not plan then return nil, perr end
   local decoded, rerr = self:send_run(plan)
-  if not decoded then return nil, rerr end
-  return require("sfreports.async").instance(self, id, decoded)
+  if decoded == nil then return nil, rerr end
+  local inst = require("sfreports.async").instance(self, id, decoded)
+  if type(inst.id) ~= "string" or not ids.check(inst.id) then
+    return nil, errors.new("decode", "the instance response of report " .. id .. " has no valid instance id",
+      { report_id = id })
+  end
+  return inst
 end
 
 local function instance_status(decoded)
@@ -287,7 +298,7 @@ function Client:fetch_instance_raw(report_id, instance_id, timeout)
   local decoded, err = self.sender:call("GET", function(t, left)
     return t:fetch_instance(report_id, instance_id, { timeout = left })
   end, timeout)
-  if not decoded then
+  if decoded == nil then
     err.report_id, err.instance_id = report_id, instance_id
     return nil, err
   end
@@ -303,7 +314,7 @@ function Client:fetch_instance(report_id, instance_id)
   local iid, ierr = check_id(instance_id, "instance id")
   if not iid then return nil, ierr end
   local decoded, rerr = self:fetch_instance_raw(id, iid)
-  if not decoded then return nil, rerr end
+  if decoded == nil then return nil, rerr end
   local status = instance_status(decoded)
   if status == "Error" then
     return nil, errors.new("api", "report instance " .. iid .. " ended in status Error",
@@ -314,7 +325,7 @@ function Client:fetch_instance(report_id, instance_id)
       { code = "INSTANCE_NOT_READY", report_id = id, instance_id = iid, retryable = true,
         instance_status = status })
   end
-  return to_report(decoded)
+  return to_report(decoded, id, iid)
 end
 
 -- Lists the asynchronous runs of a report: an array of instances.
@@ -322,7 +333,7 @@ function Client:instances(report_id)
   local id, err = check_id(report_id, "report id")
   if not id then return nil, err end
   local decoded, rerr = self:request("GET", self:path("reports/%s/instances", id))
-  if not decoded then return nil, rerr end
+  if decoded == nil then return nil, rerr end
   local out = {}
   if type(decoded) ~= "table" then
     return nil, errors.new("decode", "the instance list of report " .. id .. " is not a JSON array",
@@ -357,7 +368,7 @@ function Client:describe(report_id, opts)
     return self._describe_cache[id]
   end
   local decoded, rerr = self:request("GET", self:path("reports/%s/describe", id))
-  if not decoded then return nil, rerr end
+  if decoded == nil then return nil, rerr end
   self._describe_cache[id] = decoded
   return decoded
 end
@@ -388,7 +399,7 @@ function Client:query(metadata, opts)
   end
   if opts.details ~= false and md.hasDetailRows == nil then md.hasDetailRows = true end
   local decoded, err = self:request("POST", self:path("reports/query"), body_for(md))
-  if not decoded then return nil, err end
+  if decoded == nil then return nil, err end
   return to_report(decoded)
 end
 
