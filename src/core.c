@@ -77,7 +77,7 @@ static int sfr_core_sleep(lua_State *L)
     if (secs <= 0)
         return 0;
     if (secs > SFR_MAX_SECONDS)
-        return luaL_error(L, "sfreports: sleep expects at most %f seconds", SFR_MAX_SECONDS);
+        return luaL_error(L, "sfreports: sleep expects at most %d seconds", (int)SFR_MAX_SECONDS);
     ts.tv_sec = (time_t)secs;
     ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &rem) != 0 && errno == EINTR)

@@ -373,7 +373,7 @@ static void sfr_classify(lua_State *L, int decode_idx, long status, const char *
         return;
     }
     /* not 2xx */
-    if (status >= 300 && status < 400 && (location != NULL || blank)) {
+    if (status >= 300 && status < 400) {
         lua_pushnil(L);
         sfr_push_redirect_error(L, status, location);
         return;

@@ -19,6 +19,7 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,8 +62,11 @@ static double sfr_check_option_number(lua_State *L, double v, const char *name, 
 {
     if (!sfr_in_range(v, 0, DBL_MAX))
         luaL_error(L, "sfreports: option '%s' must be a finite number >= 0", name);
-    if (v > hi)
-        luaL_error(L, "sfreports: option '%s' must be at most %f", name, hi);
+    if (v > hi) {
+        char num[32];
+        snprintf(num, sizeof(num), "%.0f", hi);
+        luaL_error(L, "sfreports: option '%s' must be at most %s", name, num);
+    }
     return v;
 }
 
@@ -465,8 +469,8 @@ static int sfr_read_ropts(lua_State *L, int i, sfr_plan *p)
     if (!lua_isnil(L, -1)) {
         double t = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
         if (!sfr_in_range(t, DBL_MIN, SFR_MAX_SECONDS))
-            luaL_error(L, "sfreports: request option 'timeout' must be a finite number > 0 and at most %f",
-                       SFR_MAX_SECONDS);
+            luaL_error(L, "sfreports: request option 'timeout' must be a finite number > 0 and at most %d",
+                       (int)SFR_MAX_SECONDS);
         p->timeout = t;
     }
     lua_pop(L, 3);
