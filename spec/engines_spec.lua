@@ -35,6 +35,7 @@ http {
         location = /h/noisy { content_by_lua_block { require("engines_probe").noisy() } }
         location = /h/noisy_html { content_by_lua_block { require("engines_probe").noisy_html() } }
         location = /h/big_headers { content_by_lua_block { require("engines_probe").big_headers() } }
+        location = /h/big_line { content_by_lua_block { require("engines_probe").big_line() } }
         location = /h/drip { content_by_lua_block { require("engines_probe").drip() } }
         location = /p/options { content_by_lua_block { require("engines_probe").options() } }
         location = /p/requests { content_by_lua_block { require("engines_probe").requests() } }
@@ -162,6 +163,8 @@ describe("the two engines", function()
           raised(core.plan_request, core.request_conf({ base_url = srv.url }), "GET", "/x", nil, nil, { timeout = t }))
       end
       assert.matches("request options must be", raised(s.request, s, "GET", "/x", nil, nil, 5))
+      assert.matches("HTTP status", raised(core.classify, 0 / 0, "application/json", "{}"))
+      assert.matches("HTTP status", raised(core.classify, 1e300, "application/json", "{}"))
       s:close()
     end)
   end)
@@ -302,11 +305,17 @@ describe("the two engines", function()
     it("an oversized header block is reported as such by the libcurl engine", function()
       local s = session()
       local v, err = s:request("GET", "/h/big_headers")
-      s:close()
       assert.is_nil(v)
       assert.equal("http", err.kind)
       assert.equal("response headers exceed 262144 bytes", err.message)
       assert.is_false(err.retryable)
+      -- one line over libcurl's own limit for a header line
+      local v2, err2 = s:request("GET", "/h/big_line")
+      s:close()
+      assert.is_nil(v2)
+      assert.equal("http", err2.kind, err2.message)
+      assert.matches("^response headers too large %(", err2.message)
+      assert.is_false(err2.retryable)
     end)
 
     it("a request's own timeout caps its total time below the session's (libcurl engine)", function()

@@ -44,7 +44,13 @@ static int sfr_core_classify(lua_State *L)
     int allow_empty;
     double retry_after = -1;
     lua_settop(L, 6); /* fixed slots: the body may be replaced in place below */
-    status = (long)luaL_checkinteger(L, 1);
+    {
+        /* checked before the cast: on 5.1/LuaJIT luaL_checkinteger casts NaN as is */
+        double st = luaL_checknumber(L, 1);
+        if (!sfr_in_range(st, 0, 999))
+            return luaL_error(L, "sfreports: classify expects an HTTP status from 0 to 999");
+        status = (long)st;
+    }
     ctype = luaL_optstring(L, 2, NULL);
     allow_empty = lua_toboolean(L, 5);
     if (lua_istable(L, 4)) {

@@ -546,12 +546,13 @@ static void sfr_push_headers(lua_State *L, const char *head, size_t len)
     }
 }
 
-/* True when curl itself refused the response headers as too large (a line over its
- * 100 KB limit is reported as "out of memory" by libcurl 7.x, as CURLE_TOO_LARGE later). */
+/* True when curl itself refused a response header line as too large: libcurl 7.x
+ * reports a line over CURL_MAX_HTTP_HEADER as "out of memory" (without detail), later
+ * versions as CURLE_TOO_LARGE (100). Headers had started to arrive, no body had. */
 static int sfr_curl_header_limit(const sfr_request *r)
 {
-    return (r->result == CURLE_OUT_OF_MEMORY || r->result == (CURLcode)100 /* CURLE_TOO_LARGE */)
-        && r->body_len == 0 && sfr_ci_contains(r->errbuf, "header");
+    return (r->result == CURLE_OUT_OF_MEMORY || r->result == (CURLcode)100)
+        && r->head_len > 0 && r->body_len == 0;
 }
 
 static const char *sfr_curl_kind(const sfr_request *r, int *retryable, int *sent)
@@ -621,7 +622,8 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         } else if (sfr_curl_header_limit(r)) {
             kind = "http";
             retryable = 0;
-            lua_pushfstring(L, "response headers too large (%s)", r->errbuf);
+            lua_pushfstring(L, "response headers too large (a line over libcurl's limit of %d bytes)",
+                            (int)CURL_MAX_HTTP_HEADER);
         } else if (r->stalled) {
             snprintf(num, sizeof(num), "%g", r->stall_s);
             lua_pushfstring(L, "no data received for %s seconds (stall_timeout)", num);

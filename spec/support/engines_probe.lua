@@ -74,6 +74,13 @@ function M.big_headers()
   ngx.print("{}")
 end
 
+-- One header line of 150 KB: over libcurl's own limit for a line (100 KB).
+function M.big_line()
+  ngx.header["X-Big"] = string.rep("b", 150000)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print("{}")
+end
+
 -- A JSON answer that trickles out a byte every 0.1 s for 3 s: never stalled, but slow.
 function M.drip()
   ngx.header["Content-Type"] = "application/json"
