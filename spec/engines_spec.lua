@@ -188,7 +188,8 @@ describe("the two engines", function()
       assert.same({ "User-Agent: sfreports/" .. core.VERSION, "Accept: application/json",
         "Accept-Encoding: gzip", "Authorization: Bearer tok-1", "X-Extra: v",
         "Content-Type: application/json" }, p.headers)
-      local abs = core.plan_request(conf, "GET", "http://[::1]:8443/token#frag", nil, nil, { raw = true, timeout = 2.5 })
+      local abs = core.plan_request(conf, "GET", "http://[::1]:8443/token#frag", nil, nil,
+        { raw = true, timeout = 2.5 })
       assert.equal("::1", abs.host)
       assert.equal(8443, abs.port)
       assert.equal("[::1]:8443", abs.authority)
