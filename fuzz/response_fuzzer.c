@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t head_len, body_at;
     const char *p = (const char *)data + 3;
     size_t n;
-    const char *ctype;
+    const char *ctype, *location;
     if (size < 3)
         return 0;
     status = 100 + ((long)data[0] << 8 | data[1]) % 500;
@@ -115,6 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (lua_isstring(FL, -1))
         (void)sfr_header_number(lua_tostring(FL, -1));
     lua_pop(FL, 1);
+    lua_getfield(FL, headers, "location");
+    location = lua_tostring(FL, -1);
 
     /* classification through the public entry point (and so the same code paths) */
     lua_pushinteger(FL, status);
@@ -129,8 +131,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * mode the input selects: decoded, or raw (the text itself) */
     lua_rawgeti(FL, LUA_REGISTRYINDEX, decode_ref);
     lua_pushlstring(FL, p + body_at, n - body_at);
-    sfr_classify(FL, lua_gettop(FL) - 1, status, ctype, -1, allow_empty, raw, -1);
-    lua_settop(FL, headers + 1);
+    sfr_classify(FL, lua_gettop(FL) - 1, status, ctype, -1, allow_empty, raw, -1, location);
+    if (lua_istable(FL, -1)) { /* an error: it prints as one line */
+        lua_pushcfunction(FL, sfr_error_tostring);
+        lua_pushvalue(FL, -2);
+        lua_call(FL, 1, 1);
+        size_t tl;
+        const char *text = lua_tolstring(FL, -1, &tl);
+        if (memchr(text, '\n', tl) != NULL || memchr(text, '\r', tl) != NULL)
+            abort();
+    }
+    lua_settop(FL, headers + 2);
 
     lua_pushlstring(FL, p + body_at, n - body_at);
     call_core("decode", 1);

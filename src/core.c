@@ -1,7 +1,8 @@
 /* core.c: sfreports.core, the C half of sfreports (luaopen_sfreports_core).
  *
- * A unity build: error.c (structured errors, response classification) and session.c
- * (the libcurl engine) are included here, so that everything but luaopen_sfreports_core
+ * A unity build: error.c (structured errors, response classification), request.c (the
+ * one request description, option checks and defaults) and session.c (the libcurl
+ * engine) are included here, so that everything but luaopen_sfreports_core
  * is static and nothing else is exported.
  *
  * JSON is decoded by lua-cjson: at load time the module requires "cjson", makes a private
@@ -12,6 +13,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -21,6 +23,7 @@
 #define SFR_VERSION "0.1.0"
 
 #include "error.c"
+#include "request.c"
 #include "session.c"
 #include "crypto.c"
 
@@ -37,17 +40,27 @@ static int sfr_core_decode(lua_State *L)
 static int sfr_core_classify(lua_State *L)
 {
     long status;
-    const char *ctype;
+    const char *ctype, *location = NULL;
     int allow_empty;
     double retry_after = -1;
     lua_settop(L, 6); /* fixed slots: the body may be replaced in place below */
-    status = (long)luaL_checkinteger(L, 1);
+    {
+        /* checked before the cast: on 5.1/LuaJIT luaL_checkinteger casts NaN as is */
+        double st = luaL_checknumber(L, 1);
+        if (!sfr_in_range(st, 0, 999))
+            return luaL_error(L, "sfreports: classify expects an HTTP status from 0 to 999");
+        status = (long)st;
+    }
     ctype = luaL_optstring(L, 2, NULL);
     allow_empty = lua_toboolean(L, 5);
     if (lua_istable(L, 4)) {
         lua_getfield(L, 4, "retry-after");
-        if (lua_isstring(L, -1))
+        if (lua_type(L, -1) == LUA_TSTRING)
             retry_after = sfr_header_number(lua_tostring(L, -1));
+        lua_getfield(L, 4, "location");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            location = lua_tostring(L, -1);
+        lua_replace(L, 4); /* keeps the location string alive; the headers are read */
         lua_pop(L, 1);
     }
     if (lua_isnoneornil(L, 3)) {
@@ -55,7 +68,8 @@ static int sfr_core_classify(lua_State *L)
         lua_replace(L, 3);
     }
     luaL_checkstring(L, 3);
-    sfr_classify(L, lua_upvalueindex(1), status, ctype, 3, allow_empty, lua_toboolean(L, 6), retry_after);
+    sfr_classify(L, lua_upvalueindex(1), status, ctype, 3, allow_empty, lua_toboolean(L, 6), retry_after,
+                 location);
     return 2;
 }
 
@@ -64,8 +78,12 @@ static int sfr_core_sleep(lua_State *L)
 {
     double secs = luaL_checknumber(L, 1);
     struct timespec ts, rem;
+    if (secs != secs || secs - secs != 0) /* NaN, or an infinity */
+        return luaL_error(L, "sfreports: sleep expects a finite number of seconds");
     if (secs <= 0)
         return 0;
+    if (secs > SFR_MAX_SECONDS)
+        return luaL_error(L, "sfreports: sleep expects at most %d seconds", (int)SFR_MAX_SECONDS);
     ts.tv_sec = (time_t)secs;
     ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
@@ -150,6 +168,7 @@ SFR_EXPORT int luaopen_sfreports_core(lua_State *L)
     sfr_setfuncs(L, sfr_core_funcs, 1);
 
     sfr_crypto_register(L);
+    sfr_request_register(L);
     sfr_setfuncs(L, sfr_core_plain_funcs, 0);
     luaL_getmetatable(L, SFR_ERROR_MT);
     lua_setfield(L, -2, "error_mt");

@@ -36,34 +36,65 @@ static void sfr_push_error(lua_State *L, const char *kind, const char *message,
     lua_setmetatable(L, -2);
 }
 
+/* Adds s to the buffer with every control character as a space: an error prints as one
+ * line whatever its fields hold. */
+static void sfr_add_one_line(luaL_Buffer *b, const char *s, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        luaL_addchar(b, (c < 32 || c == 127) ? ' ' : (char)c);
+    }
+}
+
+/* The text of field slot i when it is a string or a number, else NULL (a field of
+ * another type, set by a caller or read from a server, is left out, never read). */
+static const char *sfr_field_text(lua_State *L, int i, size_t *len)
+{
+    int t = lua_type(L, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+        return NULL;
+    return lua_tolstring(L, i, len); /* converts the slot's copy, not the table's value */
+}
+
 /* __tostring: "sfreports: <kind> error (HTTP <status>, <code>): <message>" */
 static int sfr_error_tostring(lua_State *L)
 {
     luaL_Buffer b;
+    const char *kind, *status, *code, *message;
+    size_t kind_len = 7, status_len = 0, code_len = 0, message_len = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
     lua_getfield(L, 1, "kind");
     lua_getfield(L, 1, "status");
     lua_getfield(L, 1, "code");
     lua_getfield(L, 1, "message");
+    kind = sfr_field_text(L, 2, &kind_len);
+    status = sfr_field_text(L, 3, &status_len);
+    code = sfr_field_text(L, 4, &code_len);
+    message = sfr_field_text(L, 5, &message_len);
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "sfreports: ");
-    luaL_addstring(&b, lua_isstring(L, 2) ? lua_tostring(L, 2) : "unknown");
+    if (kind != NULL)
+        sfr_add_one_line(&b, kind, kind_len);
+    else
+        luaL_addstring(&b, "unknown");
     luaL_addstring(&b, " error");
-    if (!lua_isnil(L, 3) || !lua_isnil(L, 4)) {
+    if (status != NULL || code != NULL) {
         luaL_addstring(&b, " (");
-        if (!lua_isnil(L, 3)) {
+        if (status != NULL) {
             luaL_addstring(&b, "HTTP ");
-            luaL_addstring(&b, lua_tostring(L, 3));
-            if (!lua_isnil(L, 4))
+            sfr_add_one_line(&b, status, status_len);
+            if (code != NULL)
                 luaL_addstring(&b, ", ");
         }
-        if (lua_isstring(L, 4))
-            luaL_addstring(&b, lua_tostring(L, 4));
+        if (code != NULL)
+            sfr_add_one_line(&b, code, code_len);
         luaL_addstring(&b, ")");
     }
-    if (lua_isstring(L, 5)) {
+    if (message != NULL) {
         luaL_addstring(&b, ": ");
-        luaL_addstring(&b, lua_tostring(L, 5));
+        sfr_add_one_line(&b, message, message_len);
     }
     luaL_pushresult(&b);
     return 1;
@@ -100,7 +131,7 @@ static void sfr_push_excerpt(lua_State *L, const char *body, size_t len)
         if (c == '<') { in_tag = 1; continue; }
         if (c == '>') { in_tag = 0; c = ' '; }
         else if (in_tag) continue;
-        if (isspace(c) || c < 32) {
+        if (isspace(c) || c < 32 || c == 127) {
             if (last_space) continue;
             c = ' ';
             last_space = 1;
@@ -116,6 +147,27 @@ static void sfr_push_excerpt(lua_State *L, const char *body, size_t len)
         n += 3;
     }
     lua_pushlstring(L, out, n);
+}
+
+#define SFR_TEXT_MAX 300 /* bytes kept of a server's message or code */
+
+/* Pushes server text (len bytes) as one line: each control character becomes a space,
+ * and text over max bytes is cut at a UTF-8 character boundary and ends in "...". A
+ * server can neither clear a terminal through an error message nor fill a log. */
+static void sfr_push_clean(lua_State *L, const char *s, size_t len, size_t max)
+{
+    luaL_Buffer b;
+    size_t n = len;
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--; /* s[n] continues a character: cut before that character */
+    }
+    luaL_buffinit(L, &b);
+    sfr_add_one_line(&b, s, n);
+    if (n < len)
+        luaL_addstring(&b, "...");
+    luaL_pushresult(&b);
 }
 
 static int sfr_ci_contains(const char *hay, const char *needle)
@@ -189,6 +241,21 @@ static void sfr_push_api_error(lua_State *L, int v, long status, double retry_af
         kind = "auth";
     else
         kind = "api";
+    /* the server's text, one line and bounded (the kind was decided on it as sent) */
+    if (code != NULL) {
+        size_t n;
+        code = lua_tolstring(L, -2, &n);
+        sfr_push_clean(L, code, n, SFR_TEXT_MAX);
+        lua_replace(L, -3);
+        code = lua_tostring(L, -2);
+    }
+    if (msg != NULL) {
+        size_t n;
+        msg = lua_tolstring(L, -1, &n);
+        sfr_push_clean(L, msg, n, SFR_TEXT_MAX);
+        lua_replace(L, -2);
+        msg = lua_tostring(L, -1);
+    }
     if (msg == NULL) {
         lua_pushfstring(L, "HTTP %d with no error message", (int)status);
         msg = lua_tostring(L, -1);
@@ -229,9 +296,40 @@ static int sfr_body_blank(const char *body, size_t len)
 /* Classifies a complete response whose body is the string at body_idx. Leaves two values:
  * (value, nil) or (nil, err). allow_empty: an empty 2xx body is success (DELETE, 204) and
  * yields true. raw: a 2xx JSON body is the value as is, undecoded. retry_after: seconds
- * from a Retry-After header, or -1. */
+ * from a Retry-After header, or -1. location: the Location header or NULL (a 3xx answer
+ * is an `http` error naming it: no engine follows redirects). Text from the server
+ * (message, code, content type, excerpt) goes into errors as one bounded line. */
+/* Pushes the redirect error of a 3xx answer: where it pointed (scheme, host and path of
+ * the Location, never its query, fragment or userinfo, which may carry a session id;
+ * one line, bounded) and that redirects are not followed. */
+static void sfr_push_redirect_error(lua_State *L, long status, const char *location)
+{
+    if (location != NULL && *location != '\0') {
+        size_t n = strcspn(location, "?#");
+        const char *at = memchr(location, '@', n);
+        const char *scheme_end = strstr(location, "://");
+        lua_pushfstring(L, "HTTP %d redirect to ", (int)status);
+        if (at != NULL && scheme_end != NULL && scheme_end < at) {
+            /* scheme:// then what follows the userinfo */
+            sfr_push_clean(L, location, (size_t)(scheme_end + 3 - location), SFR_EXCERPT);
+            sfr_push_clean(L, at + 1, n - (size_t)(at + 1 - location), SFR_EXCERPT);
+            lua_concat(L, 2);
+        } else {
+            sfr_push_clean(L, location, n, SFR_EXCERPT);
+        }
+        lua_pushliteral(L, "; sfreports does not follow redirects");
+        lua_concat(L, 3);
+    } else {
+        lua_pushfstring(L, "HTTP %d redirect without a Location; sfreports does not follow redirects",
+                        (int)status);
+    }
+    sfr_push_error(L, "http", lua_tostring(L, -1), status, NULL, 0);
+    lua_remove(L, -2);
+}
+
 static void sfr_classify(lua_State *L, int decode_idx, long status, const char *ctype,
-                         int body_idx, int allow_empty, int raw, double retry_after)
+                         int body_idx, int allow_empty, int raw, double retry_after,
+                         const char *location)
 {
     size_t len;
     const char *body;
@@ -253,9 +351,11 @@ static void sfr_classify(lua_State *L, int decode_idx, long status, const char *
         }
         if (!sfr_is_json_type(ctype)) {
             lua_pushnil(L);
-            lua_pushfstring(L, "HTTP %d with content type %s where JSON was expected: ", (int)status, ctype);
+            lua_pushfstring(L, "HTTP %d with content type ", (int)status);
+            sfr_push_clean(L, ctype, strlen(ctype), 100);
+            lua_pushliteral(L, " where JSON was expected: ");
             sfr_push_excerpt(L, body, len);
-            lua_concat(L, 2);
+            lua_concat(L, 4);
             sfr_push_error(L, "http", lua_tostring(L, -1), status, NULL, 0);
             lua_remove(L, -2);
             return;
@@ -273,6 +373,11 @@ static void sfr_classify(lua_State *L, int decode_idx, long status, const char *
         return;
     }
     /* not 2xx */
+    if (status >= 300 && status < 400) {
+        lua_pushnil(L);
+        sfr_push_redirect_error(L, status, location);
+        return;
+    }
     if (!blank && sfr_is_json_type(ctype) && (body[0] == '[' || body[0] == '{' || isspace((unsigned char)body[0]))) {
         sfr_decode(L, decode_idx, body_idx);
         if (lua_isnil(L, -1)) { /* decoded */

@@ -15,20 +15,13 @@
 
 #define SFR_SESSION_MT "sfreports.session"
 #define SFR_REQUEST_MT "sfreports.request"
+#define SFR_MAX_HEADER_BYTES (256 * 1024)
 
 typedef struct sfr_request sfr_request;
 
 typedef struct {
     CURLM *multi;
-    char *base_url;        /* scheme://host[:port], no trailing slash */
-    char *api_version;     /* "66.0" */
-    char *auth_header;     /* "Authorization: Bearer ..." (a secret: never printed) */
-    char *user_agent;
-    char *cafile, *capath, *proxy;
-    long timeout_ms, connect_timeout_ms;
-    double stall_s;        /* no byte in or out for this long: a `timeout` (0: off) */
-    size_t max_response;
-    int verify;
+    sfr_conf conf;         /* the options, read and checked by request.c */
     long requests, connects;
     sfr_request *active;   /* doubly linked list of requests added to the multi */
 } sfr_session;
@@ -41,6 +34,8 @@ struct sfr_request {
     char *body; size_t body_len, body_cap;
     char *head; size_t head_len, head_cap;
     int in_multi, done, too_large, allow_empty, stalled;
+    int head_too_large;    /* the header block passed SFR_MAX_HEADER_BYTES */
+    int failed;            /* never sent: its error is the userdata's user value */
     int raw;               /* a 2xx JSON answer is returned as text, not decoded */
     double last_io;        /* monotonic time of the last byte in or out */
     curl_off_t io_total;   /* bytes up + down as of last_io */
@@ -106,7 +101,7 @@ static size_t sfr_on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     sfr_request *r = ud;
     size_t n = size * nmemb;
-    size_t max = r->session ? r->session->max_response : 0;
+    size_t max = r->max_response;
     if (max > 0 && r->body_len + n > max) {
         r->too_large = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
@@ -121,8 +116,10 @@ static size_t sfr_on_header(char *data, size_t size, size_t nmemb, void *ud)
     r->last_io = sfr_now();
     if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
         r->head_len = 0; /* a new response (after 100-continue or a redirect) */
-    if (r->head_len + n > 256 * 1024)
-        return 0;
+    if (r->head_len + n > SFR_MAX_HEADER_BYTES) {
+        r->head_too_large = 1;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
     return sfr_buf_append(&r->head, &r->head_len, &r->head_cap, data, n) ? n : 0;
 }
 
@@ -180,17 +177,7 @@ static void sfr_session_free(sfr_session *s)
     while (s->active)
         sfr_detach(s->active);
     if (s->multi) { curl_multi_cleanup(s->multi); s->multi = NULL; }
-    free(s->base_url); s->base_url = NULL;
-    free(s->api_version); s->api_version = NULL;
-    if (s->auth_header) {
-        memset(s->auth_header, 0, strlen(s->auth_header));
-        free(s->auth_header);
-        s->auth_header = NULL;
-    }
-    free(s->user_agent); s->user_agent = NULL;
-    free(s->cafile); s->cafile = NULL;
-    free(s->capath); s->capath = NULL;
-    free(s->proxy); s->proxy = NULL;
+    sfr_conf_free(&s->conf);
 }
 
 static int sfr_session_gc(lua_State *L)
@@ -208,86 +195,30 @@ static sfr_session *sfr_check_session(lua_State *L, int i)
     return s;
 }
 
-/* ---------- options ---------- */
+/* ---------- making a session ---------- */
 
-static char *sfr_strdup_opt(lua_State *L, int t, const char *name, const char *dflt)
+/* True when the value at index i is a userdata with metatable `name`. */
+static int sfr_is_udata(lua_State *L, int i, const char *name)
 {
-    const char *v;
-    char *copy;
-    lua_getfield(L, t, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        if (dflt == NULL)
-            return NULL;
-        v = dflt;
-    } else {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "sfreports: option '%s' must be a string", name);
-        v = lua_tostring(L, -1);
-        lua_pop(L, 1);
+    int same = 0;
+    if (lua_type(L, i) == LUA_TUSERDATA && lua_getmetatable(L, i)) {
+        luaL_getmetatable(L, name);
+        same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
     }
-    copy = strdup(v);
-    if (copy == NULL)
-        luaL_error(L, "sfreports: out of memory");
-    return copy;
+    return same;
 }
 
-static double sfr_num_opt(lua_State *L, int t, const char *name, double dflt)
-{
-    double v = dflt;
-    lua_getfield(L, t, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "sfreports: option '%s' must be a number", name);
-        v = lua_tonumber(L, -1);
-        if (v < 0)
-            luaL_error(L, "sfreports: option '%s' must not be negative", name);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-/* True when s (len bytes) holds a control character (CR, LF, NUL...): one in a header
- * would let a value add headers of its own or split the request. */
-static int sfr_has_ctl(const char *s, size_t len)
-{
-    size_t i;
-    for (i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 32 || s[i] == 127)
-            return 1;
-    return 0;
-}
-
-/* Raises unless the string at index i is safe inside a header line (the message never
- * shows the value: it may be a token). */
-static const char *sfr_check_header_value(lua_State *L, int i, const char *what)
-{
-    size_t len;
-    const char *v = lua_tolstring(L, i, &len);
-    if (sfr_has_ctl(v, len))
-        luaL_error(L, "sfreports: %s must not contain control characters (CR, LF, NUL)", what);
-    return v;
-}
-
-static char *sfr_make_auth_header(const char *token)
-{
-    static const char prefix[] = "Authorization: Bearer ";
-    char *h = malloc(sizeof(prefix) + strlen(token));
-    if (h != NULL) {
-        memcpy(h, prefix, sizeof(prefix) - 1);
-        strcpy(h + sizeof(prefix) - 1, token);
-    }
-    return h;
-}
-
-/* core.session{ base_url=, token=, api_version=, ... } -> session.
- * Every malloc'd field is stored in the (already GC-managed) userdata before the next
- * call that can raise, so a Lua error never leaks it. */
+/* core.session{ base_url=, token=, api_version=, ... } -> session, or
+ * core.session(conf) with a core.request_conf: the same options (and token), copied.
+ * The options are read by request.c (sfr_conf_read), into the GC-managed userdata, so
+ * a Lua error never leaks what was already copied. */
 static int sfr_session_new(lua_State *L)
 {
     sfr_session *s;
-    size_t n;
-    luaL_checktype(L, 1, LUA_TTABLE);
+    int from_conf = sfr_is_udata(L, 1, SFR_CONF_MT);
+    if (!from_conf)
+        luaL_checktype(L, 1, LUA_TTABLE);
     s = sfr_newuserdata(L, sizeof(*s));
     memset(s, 0, sizeof(*s));
     luaL_getmetatable(L, SFR_SESSION_MT);
@@ -298,34 +229,10 @@ static int sfr_session_new(lua_State *L)
     lua_newtable(L);
     lua_setfield(L, -2, "finished");
     sfr_setuservalue(L, -2);
-
-    s->base_url = sfr_strdup_opt(L, 1, "base_url", NULL);
-    if (s->base_url == NULL)
-        return luaL_argerror(L, 1, "option 'base_url' is required");
-    n = strlen(s->base_url);
-    while (n > 0 && s->base_url[n - 1] == '/')
-        s->base_url[--n] = '\0';
-    s->api_version = sfr_strdup_opt(L, 1, "api_version", "66.0");
-    s->user_agent = sfr_strdup_opt(L, 1, "user_agent", "sfreports/" SFR_VERSION);
-    s->cafile = sfr_strdup_opt(L, 1, "cafile", NULL);
-    s->capath = sfr_strdup_opt(L, 1, "capath", NULL);
-    s->proxy = sfr_strdup_opt(L, 1, "proxy", NULL);
-    s->timeout_ms = (long)(sfr_num_opt(L, 1, "timeout", 150) * 1000);
-    s->connect_timeout_ms = (long)(sfr_num_opt(L, 1, "connect_timeout", 10) * 1000);
-    s->stall_s = sfr_num_opt(L, 1, "stall_timeout", 130);
-    s->max_response = (size_t)sfr_num_opt(L, 1, "max_response", 256.0 * 1024 * 1024);
-    lua_getfield(L, 1, "verify");
-    s->verify = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "token");
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            return luaL_error(L, "sfreports: option 'token' must be a string");
-        s->auth_header = sfr_make_auth_header(sfr_check_header_value(L, -1, "token"));
-        if (s->auth_header == NULL)
-            return luaL_error(L, "sfreports: out of memory");
-    }
-    lua_pop(L, 1);
+    if (from_conf)
+        sfr_conf_copy(L, &s->conf, lua_touserdata(L, 1));
+    else
+        sfr_conf_read(L, 1, &s->conf);
     s->multi = curl_multi_init();
     if (s->multi == NULL)
         return luaL_error(L, "sfreports: curl_multi_init failed");
@@ -335,18 +242,9 @@ static int sfr_session_new(lua_State *L)
 static int sfr_session_set_token(lua_State *L)
 {
     sfr_session *s = sfr_check_session(L, 1);
-    const char *tok;
-    char *h;
-    luaL_checkstring(L, 2);
-    tok = sfr_check_header_value(L, 2, "token");
-    h = sfr_make_auth_header(tok);
-    if (h == NULL)
-        return luaL_error(L, "sfreports: out of memory");
-    if (s->auth_header) {
-        memset(s->auth_header, 0, strlen(s->auth_header));
-        free(s->auth_header);
-    }
-    s->auth_header = h;
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "sfreports: set_token expects a string");
+    sfr_conf_set_token(L, &s->conf, 2);
     return 0;
 }
 
@@ -364,42 +262,11 @@ static int sfr_session_stats(lua_State *L)
 static int sfr_session_tostring(lua_State *L)
 {
     sfr_session *s = luaL_checkudata(L, 1, SFR_SESSION_MT);
-    lua_pushfstring(L, "sfreports.session (%s)", s->base_url ? s->base_url : "closed");
+    lua_pushfstring(L, "sfreports.session (%s)", s->conf.base_url ? s->conf.base_url : "closed");
     return 1;
 }
 
 /* ---------- starting a request ---------- */
-
-static int sfr_is_absolute(const char *p)
-{
-    return strncmp(p, "https://", 8) == 0 || strncmp(p, "http://", 7) == 0;
-}
-
-/* Returns NULL when a relative request path is safe, else why it is not. The path is
- * built from ids and names that may come from users or from responses; whatever they
- * hold, the request must stay on the resource it names: no dot segments, no encoded or
- * backslash separators in the path part, no fragment, space or control character. */
-static const char *sfr_path_problem(const char *p)
-{
-    const char *q;
-    for (q = p; *q && *q != '?'; q++) {
-        if (*q == '\\')
-            return "a backslash";
-        if (*q == '%' && (strncasecmp(q, "%2e", 3) == 0 || strncasecmp(q, "%2f", 3) == 0
-                          || strncasecmp(q, "%5c", 3) == 0))
-            return "an encoded dot, slash or backslash";
-        if (*q == '/' && q[1] == '.' && (q[2] == '/' || q[2] == '?' || q[2] == '\0'
-                                         || (q[2] == '.' && (q[3] == '/' || q[3] == '?' || q[3] == '\0'))))
-            return "a '.' or '..' segment";
-    }
-    for (q = p; *q; q++) {
-        if ((unsigned char)*q <= 32 || *q == 127)
-            return "a space or control character";
-        if (*q == '#')
-            return "a '#'";
-    }
-    return NULL;
-}
 
 static void sfr_add_header(lua_State *L, sfr_request *r, const char *h)
 {
@@ -409,62 +276,74 @@ static void sfr_add_header(lua_State *L, sfr_request *r, const char *h)
     r->headers = n;
 }
 
-/* Pushes a new request userdata configured for (method, path, body); it is not yet
- * added to the multi. Raises on misuse. The token goes only to the session's own host:
- * an absolute URL (the OAuth endpoint) never receives the Authorization header. */
-/* Raises on a bad path or bad headers. Runs before anything is allocated, so that misuse
- * costs no curl handle waiting for the collector. */
-static void sfr_request_check(lua_State *L, const char *path, int headers_idx)
+/* The total time cap of one request in seconds (0: none): the session's timeout, or the
+ * request's own (ropts.timeout) when that is shorter. */
+static double sfr_request_timeout(const sfr_session *s, const sfr_plan *p)
 {
-    if (!sfr_is_absolute(path)) {
-        const char *why;
-        if (path[0] != '/')
-            luaL_error(L, "sfreports: request path must start with '/' or be an http(s) URL");
-        if ((why = sfr_path_problem(path)) != NULL)
-            luaL_error(L, "sfreports: request path must not contain %s", why);
+    double t = s->conf.timeout;
+    if (p->timeout > 0 && (t <= 0 || p->timeout < t))
+        t = p->timeout;
+    return t;
+}
+
+static void sfr_setup_stall(sfr_request *r, double stall_s)
+{
+    /* the exact check is sfr_on_progress; curl's coarse one (whole seconds, rounded
+     * up) stays as a backstop and keeps curl waking up while nothing arrives */
+    long coarse = (long)ceil(stall_s);
+    r->stall_s = stall_s;
+    r->last_io = sfr_now();
+    curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, coarse);
+    curl_easy_setopt(r->easy, CURLOPT_XFERINFOFUNCTION, sfr_on_progress);
+    curl_easy_setopt(r->easy, CURLOPT_XFERINFODATA, (void *)r);
+    curl_easy_setopt(r->easy, CURLOPT_NOPROGRESS, 0L);
+}
+
+/* The method and body of the description, as curl options. */
+static void sfr_setup_method(sfr_request *r, const sfr_plan *p)
+{
+    if (strcmp(p->method, "GET") == 0) {
+        curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
+        return;
     }
-    if (headers_idx) {
-        lua_pushnil(L);
-        while (lua_next(L, headers_idx)) {
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "sfreports: request headers must map strings to strings");
-            sfr_check_header_value(L, -2, "a request header name");
-            sfr_check_header_value(L, -1, "a request header value");
-            lua_pop(L, 1);
-        }
+    if (strcmp(p->method, "HEAD") == 0) {
+        curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    if (strcmp(p->method, "POST") != 0)
+        curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, p->method);
+    if (p->send_body) {
+        curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+        curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, p->body ? p->body : "");
     }
 }
 
-/* Pushes a new request userdata (not yet submitted). raw: a 2xx JSON answer will be
- * returned as its text, undecoded. */
-static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *method,
-                                      const char *path, const char *body, size_t body_len,
-                                      int headers_idx, int raw)
+static sfr_request *sfr_push_request_udata(lua_State *L)
 {
-    sfr_request *r;
-    int absolute = sfr_is_absolute(path);
-    int has_ctype = 0;
-    sfr_request_check(L, path, headers_idx);
-    r = sfr_newuserdata(L, sizeof(*r));
+    sfr_request *r = sfr_newuserdata(L, sizeof(*r));
     memset(r, 0, sizeof(*r));
-    r->raw = raw;
     luaL_getmetatable(L, SFR_REQUEST_MT);
     lua_setmetatable(L, -2);
+    return r;
+}
+
+/* Turns the description sfr_plan_make left on top (url, header lines) into a new request
+ * userdata (not yet submitted), which replaces them on the stack. Everything about the
+ * request itself (URL, headers, body) comes from the description; what is set here is
+ * libcurl's mechanism: callbacks, timeouts, TLS, proxy. */
+static void sfr_request_build(lua_State *L, sfr_session *s, const sfr_plan *p)
+{
+    int lines = lua_gettop(L);
+    int i, n = (int)sfr_rawlen(L, lines);
+    sfr_request *r = sfr_push_request_udata(L);
+    r->raw = p->raw;
+    r->allow_empty = p->allow_empty;
+    r->max_response = (size_t)s->conf.max_response;
     r->easy = curl_easy_init();
     if (r->easy == NULL)
         luaL_error(L, "sfreports: curl_easy_init failed");
-    if (absolute) {
-        curl_easy_setopt(r->easy, CURLOPT_URL, path);
-    } else {
-        luaL_Buffer b;
-        luaL_buffinit(L, &b);
-        luaL_addstring(&b, s->base_url);
-        luaL_addstring(&b, path);
-        luaL_pushresult(&b);
-        curl_easy_setopt(r->easy, CURLOPT_URL, lua_tostring(L, -1)); /* curl copies */
-        lua_pop(L, 1);
-    }
-    r->max_response = s->max_response;
+    curl_easy_setopt(r->easy, CURLOPT_URL, p->url); /* curl copies */
     curl_easy_setopt(r->easy, CURLOPT_PRIVATE, (void *)r);
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, sfr_on_body);
     curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, (void *)r);
@@ -472,63 +351,53 @@ static sfr_request *sfr_request_build(lua_State *L, sfr_session *s, const char *
     curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, (void *)r);
     curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+    /* decodes what the description's Accept-Encoding asked for; the header itself is the
+     * description's line (a custom header replaces curl's own) */
     curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(r->easy, CURLOPT_USERAGENT, s->user_agent);
-    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
-    if (s->stall_s > 0) {
-        /* the exact check is sfr_on_progress; curl's coarse one (whole seconds, rounded
-         * up) stays as a backstop and keeps curl waking up while nothing arrives */
-        long coarse = (long)s->stall_s;
-        if ((double)coarse < s->stall_s)
-            coarse++;
-        r->stall_s = s->stall_s;
-        r->last_io = sfr_now();
-        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, coarse);
-        curl_easy_setopt(r->easy, CURLOPT_XFERINFOFUNCTION, sfr_on_progress);
-        curl_easy_setopt(r->easy, CURLOPT_XFERINFODATA, (void *)r);
-        curl_easy_setopt(r->easy, CURLOPT_NOPROGRESS, 0L);
-    }
-    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, s->verify ? 1L : 0L);
-    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L);
-    if (s->cafile) curl_easy_setopt(r->easy, CURLOPT_CAINFO, s->cafile);
-    if (s->capath) curl_easy_setopt(r->easy, CURLOPT_CAPATH, s->capath);
-    if (s->proxy) curl_easy_setopt(r->easy, CURLOPT_PROXY, s->proxy);
+    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, sfr_ms(sfr_request_timeout(s, p)));
+    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, sfr_ms(s->conf.connect_timeout));
+    if (s->conf.stall_timeout > 0)
+        sfr_setup_stall(r, s->conf.stall_timeout);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, s->conf.verify ? 1L : 0L);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, s->conf.verify ? 2L : 0L);
+    if (s->conf.cafile) curl_easy_setopt(r->easy, CURLOPT_CAINFO, s->conf.cafile);
+    if (s->conf.capath) curl_easy_setopt(r->easy, CURLOPT_CAPATH, s->conf.capath);
+    if (s->conf.proxy) curl_easy_setopt(r->easy, CURLOPT_PROXY, s->conf.proxy);
     curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, 0L);
-
-    sfr_add_header(L, r, "Accept: application/json");
-    sfr_add_header(L, r, "Expect:");
-    if (!absolute && s->auth_header)
-        sfr_add_header(L, r, s->auth_header);
-    if (headers_idx) {
-        lua_pushnil(L);
-        while (lua_next(L, headers_idx)) {
-            if (strcasecmp(lua_tostring(L, -2), "content-type") == 0)
-                has_ctype = 1;
-            lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
-            sfr_add_header(L, r, lua_tostring(L, -1));
-            lua_pop(L, 2);
-        }
-    }
-    if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
-    } else {
-        if (strcmp(method, "POST") != 0)
-            curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
-        if (body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0
-            || strcmp(method, "PUT") == 0) {
-            if (!has_ctype)
-                sfr_add_header(L, r, "Content-Type: application/json");
-            curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
-            curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, body ? body : "");
-        } else if (strcmp(method, "DELETE") == 0) {
-            r->allow_empty = 1;
-        }
+    sfr_add_header(L, r, "Expect:"); /* no 100-continue round trip */
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, lines, i);
+        sfr_add_header(L, r, lua_tostring(L, -1)); /* curl copies */
+        lua_pop(L, 1);
     }
     curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
-    return r;
+    sfr_setup_method(r, p);
+    lua_replace(L, lines - 1); /* the request over the URL */
+    lua_settop(L, lines - 1);
+}
+
+/* Replaces the (nil, err) on top with a request that is already finished with that error
+ * and waits in the session's finished table (so perform reports it): start and the
+ * start form of the runs always give a handle. */
+static void sfr_request_failed(lua_State *L, int si)
+{
+    sfr_request *r;
+    int err = lua_gettop(L);
+    si = sfr_absindex(L, si);
+    r = sfr_push_request_udata(L);
+    r->done = 1;
+    r->failed = 1;
+    lua_pushvalue(L, err);
+    sfr_setuservalue(L, -2);
+    sfr_getuservalue(L, si);
+    lua_getfield(L, -1, "finished");
+    lua_pushlightuserdata(L, r);
+    lua_pushvalue(L, -4);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+    lua_replace(L, err - 1);
+    lua_settop(L, err - 1);
 }
 
 /* Adds the request at index ri to the multi and pins it in the session's active table. */
@@ -550,36 +419,6 @@ static void sfr_request_submit(lua_State *L, sfr_session *s, int si, int ri)
     r->in_multi = 1;
     sfr_link(s, r);
     s->requests++;
-}
-
-static const char *sfr_check_method(lua_State *L, int i)
-{
-    static const char *const methods[] = { "GET", "POST", "DELETE", "PATCH", "PUT", "HEAD", NULL };
-    return methods[luaL_checkoption(L, i, NULL, methods)];
-}
-
-/* Builds a request from the arguments of session:request and session:start
- * (self, method, path, body?, headers?, raw?) and pushes it; returns its stack index. */
-static int sfr_request_from_args(lua_State *L, sfr_session *s)
-{
-    const char *method = sfr_check_method(L, 2);
-    const char *path = luaL_checkstring(L, 3);
-    size_t blen = 0;
-    const char *body = luaL_optlstring(L, 4, NULL, &blen);
-    int has_headers = !lua_isnoneornil(L, 5);
-    int raw = lua_toboolean(L, 6); /* read before the request userdata is pushed */
-    if (has_headers)
-        luaL_checktype(L, 5, LUA_TTABLE);
-    sfr_request_build(L, s, method, path, body, blen, has_headers ? 5 : 0, raw);
-    return lua_gettop(L);
-}
-
-/* session:start(method, path, body?, headers?, raw?) -> request (in flight) */
-static int sfr_session_start(lua_State *L)
-{
-    sfr_session *s = sfr_check_session(L, 1);
-    sfr_request_submit(L, s, 1, sfr_request_from_args(L, s));
-    return 1;
 }
 
 /* ---------- driving the multi ---------- */
@@ -639,7 +478,9 @@ static int sfr_session_perform(lua_State *L)
     sfr_session *s = sfr_check_session(L, 1);
     double wait = luaL_optnumber(L, 2, 0);
     int n = 0;
-    sfr_turn(L, s, 1, (int)(wait * 1000));
+    if (wait != wait || wait - wait != 0) /* NaN, or an infinity */
+        return luaL_error(L, "sfreports: perform expects a finite number of seconds");
+    sfr_turn(L, s, 1, wait <= 0 ? 0 : (int)sfr_ms(wait < SFR_MAX_SECONDS ? wait : SFR_MAX_SECONDS));
     sfr_getuservalue(L, 1);
     lua_getfield(L, -1, "finished");
     lua_newtable(L);
@@ -666,11 +507,13 @@ static int sfr_session_pending(lua_State *L)
 
 /* ---------- results ---------- */
 
+/* A Retry-After in seconds, or -1 when it is not a number of seconds this library can
+ * wait (an HTTP date, NaN, an infinity, a negative or absurdly large number). */
 static double sfr_header_number(const char *v)
 {
     char *end;
     double d = strtod(v, &end);
-    return end == v ? -1 : d;
+    return (end == v || !sfr_in_range(d, 0, SFR_MAX_SECONDS)) ? -1 : d;
 }
 
 /* Pushes { ["lower-case-name"] = value } from the raw header block. */
@@ -701,6 +544,15 @@ static void sfr_push_headers(lua_State *L, const char *head, size_t len)
         }
         i = eol + 1;
     }
+}
+
+/* True when curl itself refused a response header line as too large: libcurl 7.x
+ * reports a line over CURL_MAX_HTTP_HEADER as "out of memory" (without detail), later
+ * versions as CURLE_TOO_LARGE (100). Headers had started to arrive, no body had. */
+static int sfr_curl_header_limit(const sfr_request *r)
+{
+    return (r->result == CURLE_OUT_OF_MEMORY || r->result == (CURLcode)100)
+        && r->head_len > 0 && r->body_len == 0;
 }
 
 static const char *sfr_curl_kind(const sfr_request *r, int *retryable, int *sent)
@@ -749,6 +601,11 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
     sfr_request *r = lua_touserdata(L, ri);
     if (!r->done)
         return luaL_error(L, "sfreports: request has not finished (drive it with session:perform)");
+    if (r->failed) { /* never sent: the description was refused */
+        lua_pushnil(L);
+        sfr_getuservalue(L, ri);
+        return 2;
+    }
     if (r->result != CURLE_OK) {
         int retryable, sent;
         const char *kind = sfr_curl_kind(r, &retryable, &sent);
@@ -758,6 +615,15 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
             snprintf(num, sizeof(num), "%.0f", (double)r->max_response);
             lua_pushfstring(L, "response larger than max_response (%s bytes); raise max_response to accept it",
                             num);
+        } else if (r->head_too_large) {
+            kind = "http";
+            retryable = 0;
+            lua_pushfstring(L, "response headers exceed %d bytes", SFR_MAX_HEADER_BYTES);
+        } else if (sfr_curl_header_limit(r)) {
+            kind = "http";
+            retryable = 0;
+            lua_pushfstring(L, "response headers too large (a line over libcurl's limit of %d bytes)",
+                            (int)CURL_MAX_HTTP_HEADER);
         } else if (r->stalled) {
             snprintf(num, sizeof(num), "%g", r->stall_s);
             lua_pushfstring(L, "no data received for %s seconds (stall_timeout)", num);
@@ -773,7 +639,7 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         return 2;
     }
     {
-        const char *ctype = NULL;
+        const char *ctype = NULL, *location;
         double retry_after = -1;
         int meta_idx, ok;
         sfr_push_headers(L, r->head ? r->head : "", r->head_len);
@@ -784,13 +650,15 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         if (lua_isstring(L, -1))
             retry_after = sfr_header_number(lua_tostring(L, -1));
         lua_pop(L, 1);
+        lua_getfield(L, meta_idx, "location");
+        location = lua_tostring(L, -1); /* stays on the stack below the result */
         /* The body moves into a Lua string and the C copy is freed before decoding, so a
          * large report is held once, not twice, while its decoded tree is built. */
         lua_pushlstring(L, r->body ? r->body : "", r->body_len);
         sfr_request_reset_buffers(r);
-        sfr_classify(L, decode_idx, r->status, ctype, -1, r->allow_empty, r->raw, retry_after);
+        sfr_classify(L, decode_idx, r->status, ctype, -1, r->allow_empty, r->raw, retry_after, location);
         lua_remove(L, -3); /* the body string */
-        /* stack: headers, ctype, value|nil, nil|err */
+        /* stack: headers, ctype, location, value|nil, nil|err */
         ok = !lua_isnil(L, -2);
         if (ok) {
             lua_pop(L, 1);
@@ -852,79 +720,86 @@ static int sfr_await(lua_State *L, sfr_session *s, int ri)
     return sfr_push_result(L, lua_upvalueindex(1), ri);
 }
 
-/* Builds, submits and waits for one request that is decoded; pushes its result. */
-static int sfr_blocking(lua_State *L, sfr_session *s, const char *method, const char *path,
-                        const char *body, size_t blen)
+/* Finishes what a plan function left on top: (url, lines) when ok, else (nil, err).
+ * start: pushes a request handle in flight (or already failed); otherwise sends the
+ * request, waits for it and pushes its result (2 values). Returns the count pushed. */
+static int sfr_dispatch(lua_State *L, sfr_session *s, int ok, const sfr_plan *p, int start)
 {
-    sfr_request_build(L, s, method, path, body, blen, 0, 0);
+    if (!ok) {
+        if (!start)
+            return 2;
+        sfr_request_failed(L, 1);
+        return 1;
+    }
+    sfr_request_build(L, s, p);
+    if (start) {
+        sfr_request_submit(L, s, 1, -1);
+        return 1;
+    }
     return sfr_await(L, s, lua_gettop(L));
 }
 
-/* session:request(method, path, body?, headers?, raw?) -> value, meta | nil, err
- * raw: a 2xx JSON answer is returned as its text; errors are classified as usual. */
+/* session:request(method, path, body?, headers?, ropts?) -> value, meta | nil, err
+ * ropts: true (raw: a 2xx JSON answer is returned as its text; errors are classified as
+ * usual) or { raw = bool, timeout = seconds } (timeout caps this request's total time
+ * below the session's). */
 static int sfr_session_request(lua_State *L)
 {
     sfr_session *s = sfr_check_session(L, 1);
-    return sfr_await(L, s, sfr_request_from_args(L, s));
+    sfr_plan p;
+    const char *method = sfr_check_method(L, 2);
+    lua_settop(L, 6);
+    sfr_read_ropts(L, 6, &p);
+    return sfr_dispatch(L, s, sfr_plan_make(L, &s->conf, method, 3, 4, 5, &p), &p, 0);
 }
 
-/* Ids go into the URL path, so anything but 15/18 alphanumerics is refused here too
- * (the Lua layer also verifies the checksum and explains the problem). */
-static int sfr_push_id_error(lua_State *L, int i, const char *what)
+/* session:start(method, path, body?, headers?, ropts?) -> request (in flight) */
+static int sfr_session_start(lua_State *L)
 {
-    size_t len, k;
-    const char *id = luaL_checklstring(L, i, &len);
-    int ok = (len == 15 || len == 18);
-    for (k = 0; ok && k < len; k++)
-        ok = isalnum((unsigned char)id[k]) != 0;
-    if (ok)
-        return 0;
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s must be 15 or 18 letters and digits", what);
-    sfr_push_error(L, "invalid", lua_tostring(L, -1), 0, NULL, 0);
-    lua_remove(L, -2);
-    return 2;
+    sfr_session *s = sfr_check_session(L, 1);
+    sfr_plan p;
+    const char *method = sfr_check_method(L, 2);
+    lua_settop(L, 6);
+    sfr_read_ropts(L, 6, &p);
+    return sfr_dispatch(L, s, sfr_plan_make(L, &s->conf, method, 3, 4, 5, &p), &p, 1);
 }
 
-/* A report run: (report_id, metadata_json?, include_details?) at stack 2..4. async posts
- * an instance; a sync run is a GET without metadata and a POST with it. */
+/* A report run: (report_id, metadata_json?, include_details?, ropts?) at stack 2..5,
+ * described by request.c. ropts = { timeout = seconds, start = true }: start returns a
+ * request handle instead of waiting. */
 static int sfr_run(lua_State *L, int async)
 {
     sfr_session *s = sfr_check_session(L, 1);
-    size_t blen = 0;
-    const char *md = luaL_optlstring(L, 3, NULL, &blen);
-    int details = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
-    if (sfr_push_id_error(L, 2, "report id"))
-        return 2;
-    lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s%s?includeDetails=%s",
-                    s->api_version, lua_tostring(L, 2), async ? "/instances" : "",
-                    details ? "true" : "false");
-    return sfr_blocking(L, s, (async || md) ? "POST" : "GET", lua_tostring(L, -1), md, blen);
+    sfr_plan p;
+    int start;
+    lua_settop(L, 5);
+    start = sfr_read_ropts(L, 5, &p);
+    p.raw = 0;
+    return sfr_dispatch(L, s, sfr_plan_run(L, &s->conf, async, 2, 3, 4, &p), &p, start);
 }
 
-/* session:run_sync(report_id, metadata_json?, include_details?) */
+/* session:run_sync(report_id, metadata_json?, include_details?, ropts?) */
 static int sfr_session_run_sync(lua_State *L)
 {
     return sfr_run(L, 0);
 }
 
-/* session:run_async(report_id, metadata_json?, include_details?) */
+/* session:run_async(report_id, metadata_json?, include_details?, ropts?) */
 static int sfr_session_run_async(lua_State *L)
 {
     return sfr_run(L, 1);
 }
 
-/* session:fetch_instance(report_id, instance_id) */
+/* session:fetch_instance(report_id, instance_id, ropts?) */
 static int sfr_session_fetch_instance(lua_State *L)
 {
     sfr_session *s = sfr_check_session(L, 1);
-    if (sfr_push_id_error(L, 2, "report id"))
-        return 2;
-    if (sfr_push_id_error(L, 3, "instance id"))
-        return 2;
-    lua_pushfstring(L, "/services/data/v%s/analytics/reports/%s/instances/%s",
-                    s->api_version, lua_tostring(L, 2), lua_tostring(L, 3));
-    return sfr_blocking(L, s, "GET", lua_tostring(L, -1), NULL, 0);
+    sfr_plan p;
+    int start;
+    lua_settop(L, 4);
+    start = sfr_read_ropts(L, 4, &p);
+    p.raw = 0;
+    return sfr_dispatch(L, s, sfr_plan_instance(L, &s->conf, 2, 3, &p), &p, start);
 }
 
 static int sfr_session_close(lua_State *L)

@@ -3,23 +3,29 @@
 -- worker, so here requests travel over cosockets (ngx.socket.tcp): HTTP/1.1 with
 -- keep-alive pools (setkeepalive), TLS through sslhandshake with verification,
 -- Content-Length, chunked and gzip bodies. Classification and JSON decoding stay in
--- the C core (core.classify, core.gunzip), so results and errors are the same values
--- as with the libcurl session, whose interface this object mirrors:
---   request(method, path, body?, headers?) -> value, meta | nil, err
+-- the C core (core.classify, core.gunzip), and so does the request itself: options are
+-- checked and defaulted by core.request_conf, and every request is described by
+-- core.plan_request / plan_run / plan_instance (path safety, header checks, defaults,
+-- bearer only to the own host), exactly as the libcurl session describes its own; this
+-- file only frames and transports it. The interface mirrors the libcurl session's:
+--   request(method, path, body?, headers?, ropts?) -> value, meta | nil, err
+--   run_sync(id, md?, details?, ropts?), run_async(...), fetch_instance(id, iid, ropts?)
 --   start(...) -> handle; perform(wait) -> finished handles; handle:result()
 --   pending(); set_token(t); stats(); close()
+-- ropts: true (raw) or { raw =, timeout = } (timeout caps this request's total time);
+-- the runs take { timeout =, start = true } (start returns a handle, like start).
 -- Certificates: cosockets verify against nginx's `lua_ssl_trusted_certificate`; the
 -- cafile/capath options of the libcurl session do not apply here.
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
 
-local type, tostring, tonumber, setmetatable, getmetatable, pairs, pcall, error, next =
-  type, tostring, tonumber, setmetatable, getmetatable, pairs, pcall, error, next
-local format, lower, match, find, sub, byte =
-  string.format, string.lower, string.match, string.find, string.sub, string.byte
+local type, tostring, tonumber, setmetatable, getmetatable, pcall, error, next =
+  type, tostring, tonumber, setmetatable, getmetatable, pcall, error, next
+local format, lower, match, find = string.format, string.lower, string.match, string.find
 local concat = table.concat
 local min, floor = math.min, math.floor
 local classify, gunzip, monotime = core.classify, core.gunzip, core.monotime
+local plan_request, plan_run, plan_instance = core.plan_request, core.plan_run, core.plan_instance
 
 local M = {}
 
@@ -34,9 +40,6 @@ local COSOCKET_PHASES = {
   ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 M.COSOCKET_PHASES = COSOCKET_PHASES
-
-local METHODS = { GET = true, POST = true, DELETE = true, PATCH = true, PUT = true, HEAD = true }
-local BODY_METHODS = { POST = true, PATCH = true, PUT = true }
 
 local function ngx_api()
   local ngx = rawget(_G, "ngx")
@@ -54,22 +57,6 @@ function M.phase_error(phase)
 end
 
 ---------------------------------------------------------------------------
--- URLs
-
--- "https://host:port/path?q" -> scheme, host (no brackets), port, authority, target
-local function split_url(url)
-  local scheme, authority, target = match(url, "^(https?)://([^/?#]+)(.*)$")
-  if not scheme then return nil end
-  local host, port = match(authority, "^%[([^%]]+)%]:?(%d*)$")
-  if not host then host, port = match(authority, "^([^:]+):?(%d*)$") end
-  if not host or find(authority, "@", 1, true) then return nil end
-  port = tonumber(port) or (scheme == "https" and 443 or 80)
-  if target == "" then target = "/" end
-  target = match(target, "^[^#]*")
-  return scheme, host, port, authority, target
-end
-
----------------------------------------------------------------------------
 -- the transport object
 
 local Transport = {}
@@ -79,83 +66,28 @@ Transport.__name = "sfreports.transport_ngx"
 local Handle = {}
 Handle.__index = Handle
 
-local function num_opt(opts, name, dflt)
-  local v = opts[name]
-  if v == nil then return dflt end
-  if type(v) ~= "number" then error("sfreports: option '" .. name .. "' must be a number", 3) end
-  if v < 0 then error("sfreports: option '" .. name .. "' must not be negative", 3) end
-  return v
-end
-
-local function str_opt(opts, name, dflt)
-  local v = opts[name]
-  if v == nil then return dflt end
-  if type(v) ~= "string" then error("sfreports: option '" .. name .. "' must be a string", 3) end
-  return v
-end
-
--- Header values end up in the request head: a control character (CR, LF, NUL...) would
--- let a caller (or a value from elsewhere) add headers or split the request, so it is
--- refused as misuse, with the C session's message (which never shows the value).
-local function check_header_text(s, what)
-  if find(s, "[%z\1-\31\127]") then
-    error("sfreports: " .. what .. " must not contain control characters (CR, LF, NUL)", 4)
-  end
-  return s
-end
-
--- Why a relative request path is unsafe, or nil (the C session's rules): ids and names
--- from users or responses must not move the request off the resource it names, so no
--- dot segments, no encoded or backslash separators in the path part, no fragment, space
--- or control character.
-local function path_problem(p)
-  local path_part = match(p, "^[^?]*")
-  if find(path_part, "\\", 1, true) then return "a backslash" end
-  local lp = lower(path_part)
-  if find(lp, "%2e", 1, true) or find(lp, "%2f", 1, true) or find(lp, "%5c", 1, true) then
-    return "an encoded dot, slash or backslash"
-  end
-  if find(path_part .. "/", "/%.%.?/") then return "a '.' or '..' segment" end
-  if find(p, "[%z\1-\32\127]") then return "a space or control character" end
-  if find(p, "#", 1, true) then return "a '#'" end
-  return nil
-end
-M.path_problem = path_problem
-
-local function bearer(token)
-  if token == nil then return nil end
-  if type(token) ~= "string" then error("sfreports: option 'token' must be a string", 3) end
-  return "Bearer " .. check_header_text(token, "token")
-end
-
 -- M.new(opts): the options of core.session (base_url, token, api_version, timeout,
--- connect_timeout, stall_timeout, max_response, verify, user_agent, cafile, capath).
--- Returns the transport, or nil and an `invalid` error for what cosockets cannot do.
+-- connect_timeout, stall_timeout, max_response, verify, user_agent, cafile, capath),
+-- checked and completed with core.DEFAULTS by the C core (core.request_conf: misuse
+-- raises naming the option). Returns the transport, or nil and an `invalid` error for
+-- what cosockets cannot do.
 function M.new(opts)
   if type(opts) ~= "table" then error("sfreports: transport options must be a table", 2) end
-  local base = str_opt(opts, "base_url")
-  if base == nil then error("sfreports: option 'base_url' is required", 2) end
-  base = (base:gsub("/+$", ""))
-  local scheme = split_url(base)
-  if not scheme then
-    return nil, errors.invalid(format("base_url %q is not an http(s) URL", base))
+  local conf = core.request_conf(opts)
+  local o = conf:options()
+  if not plan_request(conf, "GET", "/") then
+    return nil, errors.invalid(format("base_url %q is not an http(s) URL", o.base_url))
   end
-  if opts.proxy ~= nil then
+  if o.proxy ~= nil then
     return nil, errors.invalid("the nginx cosocket transport does not support a proxy; "
       .. "use the libcurl transport outside nginx")
   end
   local self = setmetatable({
-    base_url = base,
-    api_version = str_opt(opts, "api_version", "66.0"),
-    user_agent = check_header_text(str_opt(opts, "user_agent", "sfreports/" .. core.VERSION), "user_agent"),
-    timeout = num_opt(opts, "timeout", 150),
-    connect_timeout = num_opt(opts, "connect_timeout", 10),
-    stall_timeout = num_opt(opts, "stall_timeout", 130),
-    max_response = num_opt(opts, "max_response", 256 * 1024 * 1024),
-    verify = opts.verify == nil and true or not not opts.verify,
-    cafile = str_opt(opts, "cafile"), capath = str_opt(opts, "capath"),
-    _auth = bearer(opts.token),
-    _opts = opts,
+    base_url = o.base_url, api_version = o.api_version, user_agent = o.user_agent,
+    timeout = o.timeout, connect_timeout = o.connect_timeout,
+    stall_timeout = o.stall_timeout, max_response = o.max_response,
+    verify = o.verify, cafile = o.cafile, capath = o.capath,
+    _conf = conf, -- holds the token (in C memory, never in this table)
     _requests = 0, _connects = 0,
     _pending = 0, _finished = {},
     _closed = false,
@@ -176,8 +108,7 @@ end
 
 function Transport:set_token(token)
   check_open(self)
-  if type(token) ~= "string" then error("sfreports: set_token expects a string", 2) end
-  self._auth = bearer(token)
+  self._conf:set_token(token)
 end
 
 function Transport:stats()
@@ -192,79 +123,36 @@ end
 
 function Transport:close()
   self._closed = true
-  self._auth = nil
+  self._conf:clear_token()
 end
 Transport.__close = Transport.close
 
 ---------------------------------------------------------------------------
--- building a request (raises on misuse, before any I/O, like the C session)
+-- framing a request described by the C core (core.plan_*: raises on misuse, before any
+-- I/O; nil, err for a URL nothing can be sent to)
 
--- Returns a plan: { scheme, host, port, pool, head, body, method, allow_empty, raw }.
--- raw: a 2xx JSON answer is to be returned as its text, undecoded.
-local function build(self, method, path, body, headers, raw)
-  if type(method) ~= "string" or not METHODS[method] then
-    error("sfreports: bad method '" .. tostring(method) .. "' (GET, POST, DELETE, PATCH, PUT, HEAD)", 3)
-  end
-  if type(path) ~= "string" then error("sfreports: request path must be a string", 3) end
-  if body ~= nil and type(body) ~= "string" then error("sfreports: request body must be a string or nil", 3) end
-  if headers ~= nil and type(headers) ~= "table" then error("sfreports: request headers must be a table", 3) end
-  local absolute = match(path, "^https?://") ~= nil
-  local url
-  if absolute then
-    url = path
-  elseif byte(path, 1) == 47 then -- "/"
-    local why = path_problem(path)
-    if why then error("sfreports: request path must not contain " .. why, 3) end
-    url = self.base_url .. path
-  else
-    error("sfreports: request path must start with '/' or be an http(s) URL", 3)
-  end
-  local scheme, host, port, authority, target = split_url(url)
-  -- a URL libcurl would refuse (CURLE_URL_MALFORMAT) is an `invalid` error there too
-  if not scheme or find(url, "[%z\1-\32\127]") then
-    return nil, errors.new("invalid", "malformed URL", { retryable = false, request_sent = false })
-  end
-
-  local h = {
-    method .. " " .. target .. " HTTP/1.1",
-    "Host: " .. authority,
-    "User-Agent: " .. self.user_agent,
-    "Accept: application/json",
-    "Accept-Encoding: gzip",
-  }
-  -- The token goes only to the session's own host: an absolute URL (an OAuth endpoint,
-  -- another org) never receives it.
-  if not absolute and self._auth then h[#h + 1] = "Authorization: " .. self._auth end
-  local has_ctype = false
-  if headers then
-    for k, v in pairs(headers) do
-      if type(k) ~= "string" or type(v) ~= "string" then
-        error("sfreports: request headers must map strings to strings", 3)
-      end
-      check_header_text(k, "a request header name")
-      check_header_text(v, "a request header value")
-      local lk = lower(k)
-      if lk == "content-type" then has_ctype = true end
-      if lk ~= "content-length" and lk ~= "host" and lk ~= "transfer-encoding" then
-        h[#h + 1] = k .. ": " .. v
-      end
-    end
-  end
-  local send_body = body ~= nil or BODY_METHODS[method]
-  if send_body then
-    body = body or ""
-    if not has_ctype then h[#h + 1] = "Content-Type: application/json" end
-    h[#h + 1] = "Content-Length: " .. #body
-  end
+-- Adds what HTTP/1.1 over a cosocket needs to a plan: the head (request line, Host, the
+-- plan's header lines, Content-Length) and the connection pool's name. Returns the plan.
+local function frame(self, plan)
+  local h = { plan.method .. " " .. plan.target .. " HTTP/1.1", "Host: " .. plan.authority }
+  local lines = plan.headers
+  for i = 1, #lines do h[i + 2] = lines[i] end
+  if plan.body then h[#h + 1] = "Content-Length: " .. #plan.body end
   h[#h + 1] = "\r\n"
-  return {
-    method = method, scheme = scheme, host = host, port = port,
-    -- Connections are pooled per host, port and TLS mode: a connection opened without
-    -- verification must never serve a client that asked for it.
-    pool = format("sfreports:%s:%s:%d:%s", scheme, host, port, self.verify and "v" or "nv"),
-    head = concat(h, "\r\n"), body = send_body and body or nil,
-    allow_empty = method == "DELETE", raw = raw and true or nil,
-  }
+  plan.head = concat(h, "\r\n")
+  -- Connections are pooled per host, port and TLS mode: a connection opened without
+  -- verification must never serve a client that asked for it.
+  plan.pool = format("sfreports:%s:%s:%d:%s", plan.scheme, plan.host, plan.port, self.verify and "v" or "nv")
+  return plan
+end
+
+-- Returns a framed plan { method, url, scheme, host, port, authority, target, headers,
+-- body, raw, allow_empty, timeout, head, pool } | nil, err. ropts: true (raw) or
+-- { raw =, timeout = }: timeout (seconds) caps this request's total time.
+local function build(self, method, path, body, headers, ropts)
+  local plan, err = plan_request(self._conf, method, path, body, headers, ropts)
+  if not plan then return nil, err end
+  return frame(self, plan)
 end
 
 ---------------------------------------------------------------------------
@@ -489,14 +377,11 @@ local function finish(self, plan, status, headers, body)
 end
 
 -- The blocking path for the init phase: a libcurl session used once and closed, so no
--- connection made in the master process is inherited by the workers.
-local function request_init(self, method, path, body, headers, raw)
-  local o = {}
-  for k, v in pairs(self._opts) do o[k] = v end
-  o.token = nil
-  local s = core.session(o)
-  if self._auth then s:set_token(sub(self._auth, 8)) end -- after "Bearer "
-  local value, meta = s:request(method, path, body, headers, raw)
+-- connection made in the master process is inherited by the workers. It gets this
+-- transport's checked options and token (core.session(conf)); call(s) makes the request.
+local function request_init(self, call)
+  local s = core.session(self._conf)
+  local value, meta = call(s)
   local st = s:stats()
   s:close()
   self._requests = self._requests + st.requests
@@ -516,47 +401,70 @@ local function perform_plan(self, ngx, plan)
   return finish(self, plan, status, headers, body)
 end
 
--- transport:request(method, path, body?, headers?, raw?) -> value, meta | nil, err
--- raw: a 2xx JSON answer is returned as its text, undecoded.
-function Transport:request(method, path, body, headers, raw)
-  check_open(self)
-  local ngx = ngx_api()
-  local plan, perr = build(self, method, path, body, headers, raw)
+-- Sends a framed plan (or returns perr when there is none) and waits for the answer:
+-- value, meta | nil, err. call(s) is the same request on a libcurl session, for init.
+local function send_now(self, plan, perr, call)
   if not plan then return nil, perr end
+  local ngx = ngx_api()
   local phase = ngx.get_phase()
   if COSOCKET_PHASES[phase] then return perform_plan(self, ngx, plan) end
-  if phase == "init" then return request_init(self, method, path, body, headers, raw) end
+  if phase == "init" then return request_init(self, call) end
   return nil, M.phase_error(phase)
 end
 
--- run_sync / run_async / fetch_instance: the C session's shortcuts, for parity.
-local function id_error(id, what)
-  if type(id) ~= "string" then error("sfreports: " .. what .. " must be a string", 3) end
-  if (#id == 15 or #id == 18) and not find(id, "%W") then return nil end
-  return errors.invalid(what .. " must be 15 or 18 letters and digits")
+local start_plan -- (self, plan, perr, call) -> handle; defined with the light threads
+
+-- The per-request options of a run: { timeout =, start = } (start: a handle is returned).
+local function run_start(ropts)
+  return type(ropts) == "table" and ropts.start and true or false
 end
 
-function Transport:run_sync(report_id, metadata_json, details)
-  local e = id_error(report_id, "report id")
-  if e then return nil, e end
-  local path = format("/services/data/v%s/analytics/reports/%s?includeDetails=%s",
-    self.api_version, report_id, details == false and "false" or "true")
-  return self:request(metadata_json and "POST" or "GET", path, metadata_json)
+-- The run options for the blocking libcurl session of the init phase (it must not start).
+local function blocking(ropts)
+  if type(ropts) ~= "table" then return ropts end
+  return { timeout = ropts.timeout }
 end
 
-function Transport:run_async(report_id, metadata_json, details)
-  local e = id_error(report_id, "report id")
-  if e then return nil, e end
-  local path = format("/services/data/v%s/analytics/reports/%s/instances?includeDetails=%s",
-    self.api_version, report_id, details == false and "false" or "true")
-  return self:request("POST", path, metadata_json)
+-- transport:request(method, path, body?, headers?, ropts?) -> value, meta | nil, err
+-- ropts: true (raw: a 2xx JSON answer is returned as its text, undecoded) or
+-- { raw = bool, timeout = seconds } (timeout caps this request's total time).
+function Transport:request(method, path, body, headers, ropts)
+  check_open(self)
+  local plan, perr = build(self, method, path, body, headers, ropts)
+  return send_now(self, plan, perr, function(s) return s:request(method, path, body, headers, ropts) end)
 end
 
-function Transport:fetch_instance(report_id, instance_id)
-  local e = id_error(report_id, "report id") or id_error(instance_id, "instance id")
-  if e then return nil, e end
-  return self:request("GET", format("/services/data/v%s/analytics/reports/%s/instances/%s",
-    self.api_version, report_id, instance_id))
+-- run_sync / run_async / fetch_instance: the report runs, described by the C core as the
+-- libcurl session describes them (core.plan_run, core.plan_instance). ropts:
+-- { timeout = seconds, start = true }: with start, a handle is returned at once.
+local function run(self, plan, perr, ropts, call)
+  if plan then frame(self, plan) end
+  if run_start(ropts) then return start_plan(self, plan, perr, call) end
+  return send_now(self, plan, perr, call)
+end
+
+function Transport:run_sync(report_id, metadata_json, details, ropts)
+  check_open(self)
+  local plan, perr = plan_run(self._conf, "sync", report_id, metadata_json, details, ropts)
+  return run(self, plan, perr, ropts, function(s)
+    return s:run_sync(report_id, metadata_json, details, blocking(ropts))
+  end)
+end
+
+function Transport:run_async(report_id, metadata_json, details, ropts)
+  check_open(self)
+  local plan, perr = plan_run(self._conf, "async", report_id, metadata_json, details, ropts)
+  return run(self, plan, perr, ropts, function(s)
+    return s:run_async(report_id, metadata_json, details, blocking(ropts))
+  end)
+end
+
+function Transport:fetch_instance(report_id, instance_id, ropts)
+  check_open(self)
+  local plan, perr = plan_instance(self._conf, report_id, instance_id, ropts)
+  return run(self, plan, perr, ropts, function(s)
+    return s:fetch_instance(report_id, instance_id, blocking(ropts))
+  end)
 end
 
 ---------------------------------------------------------------------------
@@ -577,17 +485,16 @@ local function finished(self, handle)
   if self._sem then self._sem:post(1) end
 end
 
--- transport:start(method, path, body?, headers?, raw?) -> handle (already running)
-function Transport:start(method, path, body, headers, raw)
-  check_open(self)
+-- Starts a framed plan in a light thread: a handle (already running). Without a plan
+-- (perr) or outside the cosocket phases the result is known now (init: blocking).
+function start_plan(self, plan, perr, call)
   local ngx = ngx_api()
-  local plan = build(self, method, path, body, headers, raw)
   local phase = ngx.get_phase()
   local handle = setmetatable({ _done = false }, Handle)
   self._pending = self._pending + 1
   if not plan or not COSOCKET_PHASES[phase] then
     -- no light threads here: the result is known now (init: blocking; others: error)
-    handle.value, handle.meta = self:request(method, path, body, headers, raw)
+    handle.value, handle.meta = send_now(self, plan, perr, call)
     finished(self, handle)
     return handle
   end
@@ -603,9 +510,16 @@ function Transport:start(method, path, body, headers, raw)
   end)
   if not co then
     self._pending = self._pending - 1
-    error("sfreports: cannot start a light thread: " .. tostring(serr), 2)
+    error("sfreports: cannot start a light thread: " .. tostring(serr), 3)
   end
   return handle
+end
+
+-- transport:start(method, path, body?, headers?, ropts?) -> handle (already running)
+function Transport:start(method, path, body, headers, ropts)
+  check_open(self)
+  local plan, perr = build(self, method, path, body, headers, ropts)
+  return start_plan(self, plan, perr, function(s) return s:request(method, path, body, headers, ropts) end)
 end
 
 local function drain(self)
