@@ -47,6 +47,7 @@ build = {
     ["sfreports.retry"] = "lua/sfreports/retry.lua",
     ["sfreports.transport"] = "lua/sfreports/transport.lua",
     ["sfreports.transport_ngx"] = "lua/sfreports/transport_ngx.lua",
+    ["sfreports.ngx_http"] = "lua/sfreports/ngx_http.lua",
     ["sfreports.writers"] = "lua/sfreports/writers.lua",
   },
   install = {

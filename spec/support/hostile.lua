@@ -10,13 +10,15 @@
 --   srv:wait_seen(id, function(seen) return seen.closed end)
 --   srv:stop()                                   -- in teardown()
 --   hostile.new_id()    -- a fresh id, so that every test reads only its own record
+--   local runner = hostile.start_runner()        -- an nginx running sfreports (cosockets)
+--   runner:run{ transport = opts | client = opts, calls = { { op = "request", args = {...} } } }
+--   runner:stop()
 -- Cases and their arguments (cap, interval, bytes, pause) are listed in hostile_server.lua.
 -- It starts from any checkout location, as root or not: what the workers read (the
 -- handler, the gzip bomb) is copied into the nginx prefix, and as root the workers run
 -- as root (`user root`) rather than as nobody.
 local fakeorg = require "fakeorg"
 local nginx = require "nginx"
-
 
 local hostile = {}
 
@@ -124,6 +126,69 @@ function Server:error_log()
 end
 
 function Server:stop()
+  self.nginx:stop()
+end
+
+---------------------------------------------------------------------------
+-- the runner: sfreports inside nginx (the cosocket engine), driven by hostile_probe.lua
+
+local RUNNER_CONF = [[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+{{USER}}
+worker_processes 1;
+daemon on;
+pid {{PREFIX}}/nginx.pid;
+error_log {{PREFIX}}/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path {{PREFIX}}/tmp/body;
+    client_body_buffer_size 1m;
+    lua_package_path "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/spec/support/?.lua;;";
+    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
+    lua_socket_log_errors off;
+    server {
+        listen 127.0.0.1:{{PORT}};
+        location = /run { content_by_lua_block { require("hostile_probe").run() } }
+        location / { return 200 "runner\n"; }
+    }
+}
+]]
+
+local Runner = {}
+Runner.__index = Runner
+
+-- Starts an nginx whose /run executes sfreports calls (see hostile_probe.lua); builds
+-- the C core for nginx's LuaJIT first.
+function hostile.start_runner()
+  local root = nginx.root()
+  nginx.build_luajit_core(root)
+  local srv = nginx.start({ conf = RUNNER_CONF, vars = { USER = hostile.user_directive(), ROOT = root } })
+  return setmetatable({ nginx = srv, url = srv.url }, Runner)
+end
+
+-- Runs q inside nginx; returns the decoded answer (raises with the error log otherwise).
+function Runner:run(q)
+  local body = fakeorg.encode(q)
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "wb"))
+  f:write(body)
+  f:close()
+  local status, out = self.nginx:request("/run", { method = "POST", max_time = 120,
+    extra = "-H 'Content-Type: application/json' --data-binary @" .. fakeorg.shell_quote(tmp) })
+  os.remove(tmp)
+  if status ~= 200 then
+    error(("hostile runner: status %s: %s\n%s"):format(tostring(status), out, self.nginx:error_log()), 2)
+  end
+  return fakeorg.decode(out)
+end
+
+function Runner:error_log()
+  return self.nginx:error_log()
+end
+
+function Runner:stop()
   self.nginx:stop()
 end
 
