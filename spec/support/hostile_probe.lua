@@ -5,7 +5,8 @@
 -- transport: options of sfreports.transport_ngx.new; op "request" calls request(args...).
 -- client: options of sfreports.new; op is a client method (run_sync, describe...).
 -- Answers [{ok, raised, err, value_type, complete}] plus the worker's memory (VmRSS,
--- VmHWM in kB) before and after, for measuring by hand.
+-- VmHWM in kB) before and after; with reset_peak = true, VmHWM is reset first (Linux
+-- clear_refs), so after.hwm - before.rss is what these calls added at their peak.
 local sfreports = require "sfreports"
 local transport_ngx = require "sfreports.transport_ngx"
 local cjson = require "cjson.safe"
@@ -42,9 +43,19 @@ local function one(target, call)
   return out
 end
 
+local function reset_peak()
+  local f = io.open("/proc/self/clear_refs", "w")
+  if f then
+    f:write("5")
+    f:close()
+  end
+end
+
 function M.run()
   ngx.req.read_body()
   local q = assert(cjson.decode(ngx.req.get_body_data()))
+  collectgarbage()
+  if q.reset_peak then reset_peak() end
   local before = memory()
   local target, err
   if q.client then
