@@ -29,10 +29,15 @@ local function err_fields(err)
     retryable = err.retryable, request_sent = err.request_sent, excerpt = err.excerpt }
 end
 
+-- Runs one call; JSON null arguments (holes in args) become nil.
 local function one(target, call)
-  local args = call.args or {}
+  local args, n = {}, 0
+  for i, v in ipairs(call.args or {}) do
+    if v ~= cjson.null then args[i] = v end
+    n = i
+  end
   local fn = target[call.op]
-  local ok, value, second = pcall(fn, target, (table.unpack or unpack)(args, 1, call.n or #args))
+  local ok, value, second = pcall(fn, target, (table.unpack or unpack)(args, 1, n))
   if not ok then return { ok = false, raised = tostring(value) } end
   local out = { ok = value ~= nil, value_type = type(value) }
   if value == nil then
