@@ -1,9 +1,9 @@
 /* core.c: sfreports.core, the C half of sfreports (luaopen_sfreports_core).
  *
  * A unity build: error.c (structured errors, response classification), request.c (the
- * one request description, option checks and defaults) and session.c (the libcurl
- * engine) are included here, so that everything but luaopen_sfreports_core
- * is static and nothing else is exported.
+ * one request description, option checks and defaults), session.c (the libcurl
+ * engine), crypto.c (RS256, base64url) and inflate.c (gzip) are included here, so that
+ * everything but luaopen_sfreports_core is static and nothing else is exported.
  *
  * JSON is decoded by lua-cjson: at load time the module requires "cjson", makes a private
  * instance with cjson.new() (so that a user's cjson settings cannot change what the
@@ -26,6 +26,7 @@
 #include "request.c"
 #include "session.c"
 #include "crypto.c"
+#include "inflate.c"
 
 /* core.decode(s) -> value | nil, err */
 static int sfr_core_decode(lua_State *L)
@@ -111,6 +112,7 @@ static const luaL_Reg sfr_core_funcs[] = {
 /* Functions without upvalues. */
 static const luaL_Reg sfr_core_plain_funcs[] = {
     { "gunzip", sfr_core_gunzip },
+    { "inflater", sfr_core_inflater },
     { "sign_rs256", sfr_core_sign_rs256 },
     { "verify_rs256", sfr_core_verify_rs256 },
     { "base64url", sfr_core_base64url },
@@ -167,8 +169,8 @@ SFR_EXPORT int luaopen_sfreports_core(lua_State *L)
     sfr_session_register(L);          /* pops one copy of decode */
     sfr_setfuncs(L, sfr_core_funcs, 1);
 
-    sfr_crypto_register(L);
     sfr_request_register(L);
+    sfr_inflate_register(L);
     sfr_setfuncs(L, sfr_core_plain_funcs, 0);
     luaL_getmetatable(L, SFR_ERROR_MT);
     lua_setfield(L, -2, "error_mt");

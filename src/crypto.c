@@ -1,16 +1,12 @@
-/* crypto.c: RS256 signatures for the OAuth JWT bearer flow (OpenSSL libcrypto), base64url,
- * and gzip inflation for transports that receive compressed bodies themselves (nginx
- * cosockets). Part of the sfreports.core unity build.
+/* crypto.c: RS256 signatures for the OAuth JWT bearer flow (OpenSSL libcrypto) and
+ * base64url. Part of the sfreports.core unity build (gzip is in inflate.c).
  *
- * Scratch memory is Lua userdata (collected even if a Lua call raises); OpenSSL and zlib
- * state is freed before any Lua call that can raise, or owned by a userdata with __gc. */
+ * Scratch memory is Lua userdata (collected even if a Lua call raises); OpenSSL state is
+ * freed before any Lua call that can raise. */
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/err.h>
-#include <zlib.h>
-
-#define SFR_INFLATE_MT "sfreports.inflate"
 
 static const char sfr_b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -160,82 +156,4 @@ static int sfr_core_verify_rs256(lua_State *L)
     ERR_clear_error();
     lua_pushboolean(L, ok);
     return 1;
-}
-
-/* ---------- gzip ---------- */
-
-typedef struct {
-    z_stream zs;
-    int live;
-} sfr_inflate;
-
-static int sfr_inflate_gc(lua_State *L)
-{
-    sfr_inflate *z = luaL_checkudata(L, 1, SFR_INFLATE_MT);
-    if (z->live) {
-        inflateEnd(&z->zs);
-        z->live = 0;
-    }
-    return 0;
-}
-
-/* core.gunzip(data, max_bytes?) -> string | nil, err(decode or limit)
- * The zlib state lives in a userdata, so a memory error while the output grows frees it. */
-static int sfr_core_gunzip(lua_State *L)
-{
-    size_t n, total = 0;
-    const char *in = luaL_checklstring(L, 1, &n);
-    double max = luaL_optnumber(L, 2, 0);
-    sfr_inflate *z;
-    luaL_Buffer b;
-    int rc = Z_OK;
-    z = lua_newuserdata(L, sizeof(*z));
-    memset(z, 0, sizeof(*z));
-    luaL_getmetatable(L, SFR_INFLATE_MT);
-    lua_setmetatable(L, -2);
-    if (inflateInit2(&z->zs, 16 + MAX_WBITS) != Z_OK)
-        return luaL_error(L, "sfreports: inflateInit2 failed");
-    z->live = 1;
-    z->zs.next_in = (Bytef *)in;
-    z->zs.avail_in = (uInt)n;
-    luaL_buffinit(L, &b);
-    while (rc != Z_STREAM_END) {
-        char chunk[16384];
-        z->zs.next_out = (Bytef *)chunk;
-        z->zs.avail_out = sizeof(chunk);
-        rc = inflate(&z->zs, Z_NO_FLUSH);
-        if (rc != Z_OK && rc != Z_STREAM_END)
-            break;
-        total += sizeof(chunk) - z->zs.avail_out;
-        if (max > 0 && (double)total > max) {
-            rc = Z_MEM_ERROR;
-            break;
-        }
-        luaL_addlstring(&b, chunk, sizeof(chunk) - z->zs.avail_out);
-        if (rc == Z_OK && z->zs.avail_in == 0 && z->zs.avail_out != 0) {
-            rc = Z_BUF_ERROR; /* input ended before the stream did */
-            break;
-        }
-    }
-    inflateEnd(&z->zs);
-    z->live = 0;
-    if (rc != Z_STREAM_END) {
-        lua_pushnil(L);
-        if (rc == Z_MEM_ERROR)
-            sfr_push_error(L, "limit", "decompressed response larger than max_response", 0, NULL, 0);
-        else
-            sfr_push_error(L, "decode", rc == Z_BUF_ERROR ? "gzip stream is truncated"
-                                                          : "gzip stream is corrupt", 0, NULL, 1);
-        return 2;
-    }
-    luaL_pushresult(&b);
-    return 1;
-}
-
-static void sfr_crypto_register(lua_State *L)
-{
-    luaL_newmetatable(L, SFR_INFLATE_MT);
-    lua_pushcfunction(L, sfr_inflate_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
 }

@@ -2,8 +2,9 @@
 -- A blocking libcurl call inside a handler would stall every request of the nginx
 -- worker, so here requests travel over cosockets (ngx.socket.tcp): HTTP/1.1 with
 -- keep-alive pools (setkeepalive), TLS through sslhandshake with verification,
--- Content-Length, chunked and gzip bodies. Classification and JSON decoding stay in
--- the C core (core.classify, core.gunzip), and so does the request itself: options are
+-- Content-Length, chunked and gzip bodies, read by sfreports.ngx_http within bounds and
+-- one total deadline. Classification and JSON decoding stay in the C core
+-- (core.classify, core.inflater), and so does the request itself: options are
 -- checked and defaulted by core.request_conf, and every request is described by
 -- core.plan_request / plan_run / plan_instance (path safety, header checks, defaults,
 -- bearer only to the own host), exactly as the libcurl session describes its own; this
@@ -18,32 +19,30 @@
 -- cafile/capath options of the libcurl session do not apply here.
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
+local http = require "sfreports.ngx_http"
+local phase_mod = require "sfreports.phase"
 
-local type, tostring, tonumber, setmetatable, getmetatable, pcall, error, next =
-  type, tostring, tonumber, setmetatable, getmetatable, pcall, error, next
-local format, lower, match, find = string.format, string.lower, string.match, string.find
+local type, tostring, setmetatable, getmetatable, pcall, error, next =
+  type, tostring, setmetatable, getmetatable, pcall, error, next
+local format = string.format
 local concat = table.concat
-local min, floor = math.min, math.floor
-local classify, gunzip, monotime = core.classify, core.gunzip, core.monotime
+local min = math.min
+local classify, monotime = core.classify, core.monotime
 local plan_request, plan_run, plan_instance = core.plan_request, core.plan_run, core.plan_instance
 
 local M = {}
 
-M.KEEPALIVE_TIMEOUT = 60000 -- ms an idle pooled connection is kept
-M.POOL_SIZE = 32            -- idle connections kept per pool (per host, port, TLS mode)
-M.MAX_HEADER_BYTES = 256 * 1024
+-- The connection and response limits (pool sizes, line and header block bounds) are
+-- those of sfreports.ngx_http.
+M.http = http
 
--- Phases where cosockets work; "init" is served by a short-lived libcurl session
--- (blocking is harmless before nginx serves anything).
-local COSOCKET_PHASES = {
-  rewrite = true, access = true, content = true, timer = true,
-  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
-}
-M.COSOCKET_PHASES = COSOCKET_PHASES
+-- Phases where cosockets work (sfreports.phase); "init" is served by a short-lived
+-- libcurl session (blocking is harmless before nginx serves anything).
+local COSOCKET_PHASES = phase_mod.COSOCKET_PHASES
 
 local function ngx_api()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
+  local ngx = phase_mod.ngx()
+  if not ngx then
     error("sfreports.transport_ngx: only usable inside nginx with the Lua module (ngx is missing)", 3)
   end
   return ngx
@@ -51,9 +50,7 @@ end
 
 -- The error every request gets in a phase without cosockets (set, log, filters...).
 function M.phase_error(phase)
-  return errors.invalid("sfreports cannot send requests in the nginx '" .. tostring(phase)
-    .. "' phase: cosockets are not available there; use ngx.timer.at(0, ...) or a content/access phase",
-    { phase = phase })
+  return errors.invalid(phase_mod.unusable_message(phase), { phase = phase })
 end
 
 ---------------------------------------------------------------------------
@@ -156,221 +153,10 @@ local function build(self, method, path, body, headers, ropts)
 end
 
 ---------------------------------------------------------------------------
--- I/O (cosockets; every failure becomes an sfreports error)
-
-local function net_error(kind, message, sent, retryable)
-  return errors.new(kind, message, { retryable = retryable ~= false, request_sent = sent })
-end
-
-local function io_error(what, err, plan, sent)
-  local where = format("%s %s:%d", what, plan.host, plan.port)
-  if err == "timeout" then
-    return net_error("timeout", where .. " timed out", sent)
-  end
-  return net_error("network", where .. " failed: " .. tostring(err), sent)
-end
-
--- Sets the read timeout for the next receive: the stall limit, never past the deadline.
-local function arm(sock, self, deadline)
-  local left = deadline - monotime()
-  if left <= 0 then return false end
-  local t = self.stall_timeout > 0 and min(self.stall_timeout, left) or left
-  sock:settimeouts(floor(self.connect_timeout * 1000), floor(t * 1000) + 1, floor(t * 1000) + 1)
-  return true
-end
-
-local function receive(sock, self, deadline, pattern)
-  if not arm(sock, self, deadline) then return nil, "timeout" end
-  return sock:receive(pattern)
-end
-
--- Reads the status line and header block. Returns status, headers, version | nil, err.
-local function read_head(sock, self, deadline)
-  while true do
-    local line, err = receive(sock, self, deadline, "*l")
-    if not line then return nil, err end
-    local version, status = match(line, "^HTTP/(%d%.%d) (%d%d%d)")
-    if not status then return nil, "malformed status line" end
-    status = tonumber(status)
-    local headers, size = {}, #line
-    while true do
-      local hl, herr = receive(sock, self, deadline, "*l")
-      if not hl then return nil, herr end
-      if hl == "" then break end
-      size = size + #hl
-      if size > M.MAX_HEADER_BYTES then return nil, "response header block too large" end
-      local name, value = match(hl, "^([^:]+):%s*(.-)%s*$")
-      if name then headers[lower(name)] = value end
-    end
-    -- 1xx interim responses (100 Continue) are followed by the real one.
-    if status >= 200 then return status, headers, version end
-  end
-end
-
-local function too_large(self)
-  return errors.new("limit", format("response larger than max_response (%d bytes); raise max_response to accept it",
-    floor(self.max_response)), { retryable = false, request_sent = true })
-end
-
--- Reads a chunked body. Returns body | nil, err, is_limit.
-local function read_chunked(sock, self, deadline)
-  local parts, total, max = {}, 0, self.max_response
-  while true do
-    local line, err = receive(sock, self, deadline, "*l")
-    if not line then return nil, err end
-    local size = tonumber(match(line, "^%s*(%x+)"), 16)
-    if not size then return nil, "malformed chunk size" end
-    if size == 0 then break end
-    total = total + size
-    if max > 0 and total > max then return nil, nil, true end
-    local data, derr = receive(sock, self, deadline, size)
-    if not data then return nil, derr end
-    parts[#parts + 1] = data
-    local crlf, cerr = receive(sock, self, deadline, "*l")
-    if not crlf then return nil, cerr end
-  end
-  -- trailers, up to the blank line
-  while true do
-    local line, err = receive(sock, self, deadline, "*l")
-    if not line then return nil, err end
-    if line == "" then break end
-  end
-  return concat(parts)
-end
-
--- Reads until the server closes the connection (no length, no chunking).
-local function read_to_close(sock, self, deadline)
-  local parts, total, max = {}, 0, self.max_response
-  while true do
-    local data, err, partial = receive(sock, self, deadline, 65536)
-    data = data or partial
-    if data and data ~= "" then
-      total = total + #data
-      if max > 0 and total > max then return nil, nil, true end
-      parts[#parts + 1] = data
-    end
-    if err == "closed" then break end
-    if err then return nil, err end
-  end
-  return concat(parts)
-end
-
--- Reads the body as the head describes it. Returns body, reusable | nil, err, is_limit.
-local function read_body(sock, self, deadline, plan, status, headers, version)
-  local keep = version == "1.1"
-  local conn = lower(headers["connection"] or "")
-  if find(conn, "close", 1, true) then keep = false
-  elseif find(conn, "keep-alive", 1, true) then keep = true end
-  if plan.method == "HEAD" or status == 204 or status == 304 then return "", keep end
-  local te = lower(headers["transfer-encoding"] or "")
-  if find(te, "chunked", 1, true) then
-    local body, err, limit = read_chunked(sock, self, deadline)
-    if not body then return nil, err, limit end
-    return body, keep
-  end
-  local len = headers["content-length"]
-  if len then
-    len = tonumber(len)
-    if not len or len < 0 then return nil, "malformed Content-Length" end
-    if self.max_response > 0 and len > self.max_response then return nil, nil, true end
-    if len == 0 then return "", keep end
-    local body, err = receive(sock, self, deadline, len)
-    if not body then return nil, err end
-    return body, keep
-  end
-  local body, err, limit = read_to_close(sock, self, deadline)
-  if not body then return nil, err, limit end
-  return body, false
-end
-
-local function is_ip(host)
-  return match(host, "^%d+%.%d+%.%d+%.%d+$") ~= nil or find(host, ":", 1, true) ~= nil
-end
-
--- Opens (or takes from the pool) a connection for the plan. Returns sock | nil, err.
-local function connect(self, ngx, plan, deadline)
-  local sock, serr = ngx.socket.tcp()
-  if not sock then return nil, net_error("network", "cannot create a cosocket: " .. tostring(serr), false) end
-  local ct = floor(min(self.connect_timeout, deadline - monotime()) * 1000)
-  if ct <= 0 then return nil, net_error("timeout", "no time left to connect", false) end
-  sock:settimeouts(ct, ct, ct)
-  local ok, err = sock:connect(plan.host, plan.port, { pool = plan.pool })
-  if not ok then return nil, io_error("connect to", err, plan, false) end
-  local reused = sock:getreusedtimes() or 0
-  if reused == 0 then
-    self._connects = self._connects + 1
-    if plan.scheme == "https" then
-      -- nginx checks the certificate against a host *name* only (X509_check_host), so for
-      -- an IP address (a test server; Salesforce URLs always have names) the chain is
-      -- verified without a name check, and no SNI is sent (RFC 6066 forbids IPs there).
-      local name = not is_ip(plan.host) and plan.host or nil
-      local sess, herr = sock:sslhandshake(nil, name, self.verify)
-      if not sess then
-        sock:close()
-        local msg = format("TLS handshake with %s:%d failed: %s", plan.host, plan.port, tostring(herr))
-        local why = tostring(herr)
-        if self.verify and (find(why, "certificate", 1, true) or find(why, "verify", 1, true)) then
-          msg = msg .. " (cosockets verify against nginx's lua_ssl_trusted_certificate; "
-            .. "set it to your CA bundle, the cafile option does not apply inside nginx)"
-        end
-        if herr == "timeout" then return nil, net_error("timeout", msg, false) end
-        return nil, net_error("network", msg, false, false)
-      end
-    end
-  end
-  return sock, nil, reused
-end
-
--- One exchange on one connection. Returns status, headers, body | nil, err, retry_ok
--- where retry_ok says a reused connection died before answering (safe to retry).
-local function exchange(self, ngx, plan, deadline)
-  local sock, cerr, reused = connect(self, ngx, plan, deadline)
-  if not sock then return nil, cerr end
-  if not arm(sock, self, deadline) then
-    sock:close()
-    return nil, net_error("timeout", "request deadline passed", false)
-  end
-  local ok, err = sock:send(plan.body and { plan.head, plan.body } or plan.head)
-  if not ok then
-    sock:close()
-    return nil, io_error("sending to", err, plan, false), reused > 0 and err ~= "timeout"
-  end
-  local status, headers, version = read_head(sock, self, deadline)
-  if not status then
-    sock:close()
-    local hard = headers -- the error string
-    return nil, io_error("reading the response from", hard, plan, true), reused > 0 and hard == "closed"
-  end
-  local body, reusable_or_err, limit = read_body(sock, self, deadline, plan, status, headers, version)
-  if not body then
-    sock:close()
-    local e = limit and too_large(self) or io_error("reading the response body from", reusable_or_err, plan, true)
-    e.status = status -- as libcurl reports it: the status line had arrived
-    return nil, e
-  end
-  if reusable_or_err then
-    sock:setkeepalive(M.KEEPALIVE_TIMEOUT, M.POOL_SIZE)
-  else
-    sock:close()
-  end
-  return status, headers, body
-end
+-- I/O: sfreports.ngx_http (bounded reads, total deadline, streaming gunzip)
 
 -- Classifies a finished exchange exactly as the C session does.
-local function finish(self, plan, status, headers, body)
-  local enc = lower(headers["content-encoding"] or "")
-  if enc == "gzip" or enc == "x-gzip" then
-    local plain, gerr = gunzip(body, self.max_response)
-    if not plain then
-      -- like any body that cannot be decoded (core.classify): not worth retrying
-      gerr.status = gerr.status or status
-      gerr.retryable = false
-      return nil, gerr
-    end
-    body = plain
-  elseif enc ~= "" and enc ~= "identity" then
-    return nil, errors.new("decode", "unsupported Content-Encoding " .. enc, { status = status, retryable = false })
-  end
+local function finish(plan, status, headers, body)
   local value, err = classify(status, headers["content-type"], body, headers, plan.allow_empty, plan.raw)
   if value == nil then return nil, err end
   return value, { status = status, headers = headers, limit_info = headers["sforce-limit-info"] }
@@ -389,16 +175,17 @@ local function request_init(self, call)
   return value, meta
 end
 
+-- The whole request (connect, send, every read, a retry on a stale pooled connection)
+-- must end by one deadline: the plan's own timeout (what is left of a client call),
+-- else the transport's; 0 means none.
 local function perform_plan(self, ngx, plan)
-  local deadline = monotime() + (self.timeout > 0 and self.timeout or 1e9)
+  local limit_s = self.timeout
+  if plan.timeout and (limit_s <= 0 or plan.timeout < limit_s) then limit_s = plan.timeout end
+  local deadline = limit_s > 0 and monotime() + limit_s or math.huge
   self._requests = self._requests + 1
-  local status, headers, body = exchange(self, ngx, plan, deadline)
-  if not status and body then
-    -- A pooled connection the server had already closed: one retry on a fresh one.
-    status, headers, body = exchange(self, ngx, plan, deadline)
-  end
+  local status, headers, body = http.perform(self, ngx, plan, deadline, limit_s)
   if not status then return nil, headers end
-  return finish(self, plan, status, headers, body)
+  return finish(plan, status, headers, body)
 end
 
 -- Sends a framed plan (or returns perr when there is none) and waits for the answer:
