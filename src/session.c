@@ -466,6 +466,15 @@ static void sfr_turn(lua_State *L, sfr_session *s, int si, int wait_ms)
     curl_multi_perform(s->multi, &running);
     sfr_collect(L, s, si);
     if (running > 0 && wait_ms > 0) {
+        /* curl runs the progress callback (the stall check) only when it is driven, and
+         * when idle it asks to be driven once a second: poll in slices of 1/20 of the
+         * stall limit so that a stall is noticed within 5% of stall_timeout. */
+        double stall_s = s->conf.stall_timeout;
+        if (stall_s > 0) {
+            int slice = stall_s * 50.0 < 5.0 ? 5 : (stall_s * 50.0 > 1000.0 ? 1000 : (int)(stall_s * 50.0));
+            if (wait_ms > slice)
+                wait_ms = slice;
+        }
         curl_multi_poll(s->multi, NULL, 0, wait_ms, NULL);
         curl_multi_perform(s->multi, &running);
         sfr_collect(L, s, si);

@@ -21,14 +21,17 @@ M.DEFAULT_RETRY_BASE = 0.5
 M.DEFAULT_MAX_SYNC = 20        -- Salesforce: 20 concurrent synchronous runs
 M.DEFAULT_MAX_FETCH = 200      -- Salesforce: 200 concurrent requests for async results
 
-local SECONDS = { "number", above = 0, max = 1e9 }      -- a positive duration
-local WAIT_SECONDS = { "number", min = 0, max = 1e9 }  -- a duration that may be zero
+-- The engines (src/request.c) check their own options too, with the same bounds: a
+-- client checks first so that the message names the call (and refuses 0, which the
+-- engines read as "no limit": a client's timeout is the budget of every call).
+local SECONDS = { "number", above = 0, max = 2147483 }     -- a positive duration
+local WAIT_SECONDS = { "number", min = 0, max = 2147483 }  -- a duration that may be zero
 local COUNT = { "number", integer = true, min = 1, max = 1e6 }
 
 M.CLIENT = {
   instance_url = "string", access_token = "string", api_version = "string|number",
   timeout = SECONDS, connect_timeout = SECONDS, stall_timeout = SECONDS,
-  max_response = { "number", integer = true, min = 1, max = 2 ^ 53 },
+  max_response = { "number", integer = true, min = 1, max = 2 ^ 48 },
   cafile = "string", capath = "string", verify = "boolean",
   proxy = "string", user_agent = "string", sleep = "function", auth = "table",
   on_token = "function", retries = { "number", integer = true, min = 0, max = 100 },
