@@ -83,6 +83,9 @@ install: $(CORE)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/sfreports $(DESTDIR)$(LUA_SHAREDIR)/sfreports $(DESTDIR)$(BINDIR)
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_LIBDIR)/sfreports/core.so
 	install -m 0644 lua/sfreports/*.lua $(DESTDIR)$(LUA_SHAREDIR)/sfreports/
+	@for d in lua/sfreports/*/; do [ -d "$$d" ] || continue; \
+	  sub=$${d#lua/sfreports/}; install -d $(DESTDIR)$(LUA_SHAREDIR)/sfreports/$$sub; \
+	  install -m 0644 $$d*.lua $(DESTDIR)$(LUA_SHAREDIR)/sfreports/$$sub; done
 	@if [ -f bin/sfreports ]; then \
 	  sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/sfreports > $(DESTDIR)$(BINDIR)/sfreports; \
 	  chmod 0755 $(DESTDIR)$(BINDIR)/sfreports; fi

@@ -35,10 +35,10 @@ describe("rockspec", function()
     assert.equal("sfreports", spec.package)
     local modules = spec.build.modules
     assert.same({ "src/core.c" }, modules["sfreports.core"].sources)
-    local _, listing = sh("ls lua/sfreports/*.lua")
+    local _, listing = sh("find lua/sfreports -name '*.lua' | sort")
     local count = 0
     for path in listing:gmatch("[^\n]+") do
-      local name = path:match("lua/sfreports/(.-)%.lua$")
+      local name = path:match("lua/sfreports/(.-)%.lua$"):gsub("/", ".")
       local module = name == "init" and "sfreports" or ("sfreports." .. name)
       assert.equal(path, modules[module], "rockspec does not map " .. module)
       count = count + 1
