@@ -2,7 +2,7 @@
 -- messages (every one scrubbed of secrets and control characters), credentials (the
 -- client, from the SF_* variables or --org) and its output file, which is replaced
 -- atomically: rows go to a temporary file next to it, renamed over it only on success.
-local type, tostring, pcall, setmetatable, ipairs = type, tostring, pcall, setmetatable, ipairs
+local type, tostring, tonumber, pcall, setmetatable, ipairs = type, tostring, tonumber, pcall, setmetatable, ipairs
 local format, find, match, sub, gsub, byte =
   string.format, string.find, string.match, string.sub, string.gsub, string.byte
 local concat = table.concat
@@ -67,27 +67,46 @@ function Session:add_secret(secret)
   if type(secret) == "string" and #secret >= 4 then self.secrets[#self.secrets + 1] = secret end
 end
 
-local function percent_encoded(s, hex)
-  return (gsub(s, "[^%w%-%._~]", function(c) return format(hex, byte(c)) end))
-end
-
--- Every form in which a secret may come back in a server's text: as is, URL-encoded
--- (upper and lower case hex, and form encoding), JSON-escaped.
-local function forms_of(secret)
-  local forms = { secret, percent_encoded(secret, "%%%02X"), percent_encoded(secret, "%%%02x"),
-    (gsub(secret, "/", "\\/")) }
-  forms[#forms + 1] = (gsub(forms[2], "%%20", "+"))
-  return forms
-end
-
-local function replace_plain(msg, needle)
-  local s = 1
-  while true do
-    local a, b = find(msg, needle, s, true)
-    if not a then return msg end
-    msg = sub(msg, 1, a - 1) .. "[redacted]" .. sub(msg, b + 1)
-    s = a + 10
+-- The end of `secret` in msg starting at i, or nil. Each character of the secret may
+-- come back as itself or encoded: "%XX" (either case, as URL and form encoders do,
+-- whichever characters they choose to encode), "+" for a space, "\/" for "/" (JSON).
+local function secret_at(msg, i, secret)
+  local j = i
+  for k = 1, #secret do
+    local c, m = byte(secret, k), byte(msg, j)
+    if m == c then
+      j = j + 1
+    elseif m == 37 and match(msg, "^%x%x", j + 1) and tonumber(sub(msg, j + 1, j + 2), 16) == c then
+      j = j + 3
+    elseif (m == 43 and c == 32) then
+      j = j + 1
+    elseif m == 92 and c == 47 and byte(msg, j + 1) == 47 then
+      j = j + 2
+    else
+      return nil
+    end
   end
+  return j - 1
+end
+
+-- msg with every occurrence of secret (in any of the forms above) replaced.
+local function redact(msg, secret)
+  local out, i, n, last = {}, 1, #msg, 1
+  local first = byte(secret, 1)
+  while i <= n do
+    local m = byte(msg, i)
+    local stop = (m == first or m == 37 or m == 43 or m == 92) and secret_at(msg, i, secret)
+    if stop then
+      out[#out + 1] = sub(msg, last, i - 1)
+      out[#out + 1] = "[redacted]"
+      i, last = stop + 1, stop + 1
+    else
+      i = i + 1
+    end
+  end
+  if last == 1 then return msg end
+  out[#out + 1] = sub(msg, last)
+  return concat(out)
 end
 
 -- The secrets of this run: SF_ACCESS_TOKEN and every token the library handed over.
@@ -103,7 +122,7 @@ function Session:scrub(msg)
   msg = tostring(msg)
   for _, secret in ipairs(self:all_secrets()) do
     if type(secret) == "string" and #secret >= 4 then
-      for _, form in ipairs(forms_of(secret)) do msg = replace_plain(msg, form) end
+      msg = redact(msg, secret)
     end
   end
   msg = gsub(msg, "([Bb][Ee][Aa][Rr][Ee][Rr]%s+)[^%s\"',;]+", "%1[redacted]")
