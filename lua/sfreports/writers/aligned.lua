@@ -71,6 +71,7 @@ function aligned.write(rows, numeric, header, write)
     end
   end
   local ncols = #widths
+  if ncols == 0 then return true end -- no column: nothing to show, not empty lines
   for i, fields in ipairs(rows) do
     local parts = {}
     local is_header = header and i == 1
