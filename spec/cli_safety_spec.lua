@@ -253,6 +253,18 @@ describe("sfreports command: output files, interruption, retries", function()
     end)
   end)
 
+  describe("usage errors", function()
+    it("suggest the command meant by a typo", function()
+      for typo, meant in pairs({ rn = "run", fecth = "fetch", LIST = "list" }) do
+        local res = sfr({ typo })
+        assert.are.equal(2, res.code)
+        local want = 'unknown command "' .. typo .. '" (did you mean ' .. meant .. "?)"
+        assert.truthy(res.err:find(want, 1, true), res.err)
+      end
+      assert.is_nil(sfr({ "frobnicate" }).err:find("did you mean", 1, true))
+    end)
+  end)
+
   describe("the token", function()
     it("is trimmed of blanks, a line end and a 'Bearer ' prefix", function()
       local res = sfr({ "list", "--format", "csv" },

@@ -25,7 +25,7 @@ local help = require "sfreports.cli.help"
 local argv = require "sfreports.cli.argv"
 local syntax = require "sfreports.cli.syntax"
 
-local pcall, tostring, rawget, require = pcall, tostring, rawget, require
+local pcall, pairs, tostring, rawget, require = pcall, pairs, tostring, rawget, require
 local format, concat = string.format, table.concat
 
 local cli = {}
@@ -48,6 +48,31 @@ cli.run_options = syntax.run_options
 
 local usage_error = argv.usage_error
 local COMMAND_NAMES = "run describe instances fetch delete list query types"
+
+-- Edit distance (insertions, deletions, substitutions) between two short words.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- " (did you mean run?)" for a mistyped command (at most two edits away), else "".
+local function suggestion(word)
+  local best, best_d = nil, 3
+  for name in pairs(argv.COMMANDS) do
+    local d = distance(word:lower(), name)
+    if d < best_d or (d == best_d and best and name < best) then best, best_d = name, d end
+  end
+  return best and (" (did you mean " .. best .. "?)") or ""
+end
 
 local function version_text()
   local ok, sfreports = pcall(require, "sfreports")
@@ -78,7 +103,9 @@ local function dispatch(s, positional, seen)
   if command == "help" or (command == nil and o.help) then return show_help(s, positional) end
   if command == nil then usage_error("a command is needed") end
   local spec = argv.COMMANDS[command]
-  if not spec then usage_error(format("unknown command %q; commands: %s", command, COMMAND_NAMES)) end
+  if not spec then
+    usage_error(format("unknown command %q%s; commands: %s", command, suggestion(command), COMMAND_NAMES))
+  end
   if o.help then
     s.stdout:write(help.COMMANDS[command])
     return EXIT.OK
