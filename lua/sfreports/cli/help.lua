@@ -1,0 +1,193 @@
+-- sfreports.cli.help: the help texts of the `sfreports` command (the overview and each
+-- command's options and examples). Plain data; docs/cli.md says the same at more length.
+local help = {}
+
+help.USAGE = "usage: sfreports COMMAND [ARGUMENTS] [OPTIONS]  (sfreports --help; sfreports help COMMAND)"
+
+help.MAIN = [[
+sfreports: run Salesforce reports from the command line (Reports and Dashboards REST API).
+
+usage: sfreports COMMAND [ARGUMENTS] [OPTIONS]
+
+Commands:
+  run REPORT_ID                 run a report and write its rows (CSV unless --format)
+  describe REPORT_ID            the report's metadata as JSON (--format table: its columns)
+  instances REPORT_ID           the report's asynchronous runs
+  fetch REPORT_ID INSTANCE_ID   write the rows of an asynchronous run
+  delete REPORT_ID INSTANCE_ID  delete an asynchronous run
+  list                          recently viewed reports
+  query METADATA.json           run report metadata without saving a report (- reads stdin)
+  types                         report types, by category
+  help [COMMAND]                this text, or a command's options and examples
+
+Credentials:
+  SF_INSTANCE_URL and SF_ACCESS_TOKEN (and optionally SF_API_VERSION) from the environment,
+  or --org ALIAS to use a login of the Salesforce CLI (`sf org login web -a ALIAS`).
+  An access token is never accepted on the command line (it would show in `ps` and in
+  shell history).
+
+Options for every command:
+  --org ALIAS          use the Salesforce CLI login ALIAS instead of SF_* variables
+  --api-version V      API version (default: SF_API_VERSION, else the library's)
+  --timeout SECONDS    limit for each request, and for waiting on an asynchronous run
+  --retries N          how many times a failed request is tried again (default: the
+                       library's; 0 never retries)
+  --stall-timeout S    give up on a response that sends nothing for S seconds
+  --format FORMAT      csv, tsv, json, jsonl or table (aligned columns for a terminal;
+                       table reads all rows before printing, to measure the columns)
+  -o, --output FILE    write to FILE instead of standard output (- is standard output);
+                       FILE is replaced only when the command succeeds
+  -q, --quiet          no progress or notes on standard error (errors still appear)
+  --progress           progress of asynchronous runs on standard error even when it is
+                       not a terminal (by default only a terminal gets it)
+  -h, --help           help (also: sfreports help COMMAND)
+  --version            the sfreports version
+
+Exit status:
+  0  success
+  1  failure (network, authentication, API error...): the message is on standard error
+  2  usage error (unknown option, bad filter syntax...), with the usage line
+  3  rows were written, but Salesforce truncated the report (it returns at most 2,000
+     detail rows per run) and --all was not given
+  130  interrupted (Ctrl-C); no output file is written
+]]
+
+help.COMMANDS = {
+  run = [[
+usage: sfreports run REPORT_ID [OPTIONS]
+
+Runs a saved report and writes its detail rows as they are produced: CSV by default
+(one header line of grouping then detail column labels, one line per row).
+
+Output:
+  --format FORMAT       csv (default), tsv, json (an array of objects), jsonl (one
+                        object per line) or table (aligned; reads all rows first)
+  --raw                 values instead of display labels (350000 rather than "$350,000.00")
+  --formula-guard       CSV/TSV: prefix fields starting with = + - @ with ' (spreadsheets)
+  -o, --output FILE     write to FILE (written to a temporary file next to it, renamed
+                        only on success: a failed or interrupted run leaves FILE alone)
+
+Changing the run (nothing is saved):
+  --filter "COLUMN OPERATOR VALUE"   add a filter (repeatable). OPERATOR is = != < > <= >=
+                        or an API name: equals notEqual lessThan greaterThan lessOrEqual
+                        greaterOrEqual contains notContain startsWith includes excludes
+                        within (also starts_with, not_contains...). VALUE may be quoted
+                        ("Acme, Inc." or 'x'); a comma list means any of them:
+                        --filter "STAGE_NAME = Prospecting,Qualification"
+                        COLUMN is an API name or a label (quote a label with spaces).
+  --logic "1 AND (2 OR 3)"  how the added filters combine (numbers count --filter options)
+  --replace-filters[=COL,...]  drop the saved filters (all of them, or those on COL...)
+  --date COLUMN:LITERAL set the standard date filter: --date CLOSE_DATE:THIS_FISCAL_QUARTER;
+                        --date LAST_N_DAYS:30 uses the report's saved date column
+  --from YYYY-MM-DD, --to YYYY-MM-DD   a custom date range instead of a literal
+  --date-column COLUMN  the date column for --date LITERAL or --from/--to
+  --sort COLUMN[:desc]  sort the detail rows (repeatable; :asc is the default)
+  --top N[:desc]        only the first N rows in sort order (needs --sort or a saved sort)
+  --columns A,B,C       the detail columns to return, in this order
+
+Running:
+  --async               run as an asynchronous instance and wait for it, with progress
+                        on standard error (see --progress, --quiet)
+  --no-wait             start an asynchronous run, print its instance id and exit
+                        (then: sfreports fetch REPORT_ID INSTANCE_ID)
+  --timeout SECONDS     request limit; with --async also the limit for waiting
+  --delete-on-interrupt with --async: delete the asynchronous run when Ctrl-C stops the wait
+                        (without it, the message names the fetch and delete commands)
+  --all                 page past the 2,000-row limit (several runs, each split by a filter)
+
+Exit status 3 means the rows were written but the report was truncated at 2,000 rows:
+narrow it with --filter, or use --all.
+
+Examples:
+  sfreports run 00OFk00000A0001MAB > pipeline.csv
+  sfreports run 00OFk00000A0001MAB --format table --columns OPPORTUNITY_NAME,AMOUNT \
+      --sort AMOUNT:desc --top 10
+  sfreports run 00OFk00000A0001MAB --filter "AMOUNT >= 100000" \
+      --filter "STAGE_NAME = 'Closed Won','Closed Lost'" --logic "1 OR 2"
+  sfreports run 00OFk00000A0001MAB --date CLOSE_DATE:LAST_N_DAYS:90 --format jsonl --raw -o recent.jsonl
+  sfreports run 00OFk00000A0001MAB --async --timeout 900 --org prod
+]],
+  describe = [[
+usage: sfreports describe REPORT_ID [--format json|table|csv|tsv|jsonl] [-o FILE]
+
+Prints the report's describe (reportMetadata, reportExtendedMetadata, reportTypeMetadata)
+as JSON. With --format table, csv, tsv or jsonl it lists the columns the report type offers
+instead: API name, label, data type, and whether the report shows it ("detail",
+"grouping") -- the names to use with --filter, --sort and --columns.
+
+Edit the reportMetadata of the JSON and run it with `sfreports query`.
+
+Examples:
+  sfreports describe 00OFk00000A0001MAB > pipeline.json
+  sfreports describe 00OFk00000A0001MAB --format table
+]],
+  instances = [[
+usage: sfreports instances REPORT_ID [--format table|csv|tsv|json|jsonl] [-o FILE]
+
+Lists the report's asynchronous runs (kept by Salesforce for 24 hours): id, status,
+requestDate, completionDate, ownerId. The default format is table.
+
+Examples:
+  sfreports instances 00OFk00000A0001MAB
+  sfreports instances 00OFk00000A0001MAB --format csv
+]],
+  fetch = [[
+usage: sfreports fetch REPORT_ID INSTANCE_ID [--wait] [OPTIONS]
+
+Writes the rows of an asynchronous run (from `sfreports run --no-wait` or
+`sfreports instances`). Accepts the output options of `run` (--format, --raw,
+--formula-guard, -o). A run that has not finished is a failure, unless --wait: then
+it is waited for (up to --timeout seconds), with progress as for `run --async`.
+
+Examples:
+  id=$(sfreports run 00OFk00000A0001MAB --no-wait)
+  sfreports fetch 00OFk00000A0001MAB "$id" --wait -o pipeline.csv
+]],
+  delete = [[
+usage: sfreports delete REPORT_ID INSTANCE_ID
+
+Deletes an asynchronous run and its results. Prints a note on standard error unless --quiet.
+
+Example:
+  sfreports delete 00OFk00000A0001MAB 0LGFk00000X0001AAA
+]],
+  list = [[
+usage: sfreports list [--format table|csv|tsv|json|jsonl] [-o FILE]
+
+Lists the reports the user viewed recently (what the API returns): id, name, url.
+The default format is table.
+
+Example:
+  sfreports list --format csv
+]],
+  query = [[
+usage: sfreports query METADATA.json [OPTIONS]
+
+Runs report metadata without saving a report (POST analytics/reports/query). The file
+holds {"reportMetadata": {...}} (for example `sfreports describe` output, edited) or the
+reportMetadata object itself; - reads standard input. Accepts the output options of `run`
+and its --filter, --logic, --replace-filters, --date, --from/--to, --sort, --top and
+--columns (checked against the metadata itself).
+
+Examples:
+  sfreports describe 00OFk00000A0001MAB > md.json   # edit md.json, then:
+  sfreports query md.json --format table
+  sfreports query - --filter "AMOUNT > 5000" < md.json
+]],
+  types = [[
+usage: sfreports types [--format table|csv|tsv|json|jsonl] [-o FILE]
+
+Lists the report types by category: category, type (API name), label.
+The default format is table.
+
+Example:
+  sfreports types --format csv
+]],
+  help = [[
+usage: sfreports help [COMMAND]
+
+Prints the overview, or the options and examples of COMMAND.
+]],
+}
+
+return help

@@ -1,0 +1,354 @@
+-- sfreports.cli.session: the state of one `sfreports` invocation: its streams, options,
+-- messages (every one scrubbed of secrets and control characters), credentials (the
+-- client, from the SF_* variables or --org) and its output file, which is replaced
+-- atomically: rows go to a temporary file next to it, renamed over it only on success.
+local type, tostring, tonumber, pcall, setmetatable, ipairs = type, tostring, tonumber, pcall, setmetatable, ipairs
+local format, find, match, sub, gsub, byte =
+  string.format, string.find, string.match, string.sub, string.gsub, string.byte
+local concat = table.concat
+
+local Session = {}
+Session.__index = Session
+
+Session.EXIT = { OK = 0, FAILURE = 1, USAGE = 2, TRUNCATED = 3, INTERRUPTED = 130 }
+local EXIT = Session.EXIT
+
+-- The longest message printed on standard error; a server's text beyond it is cut.
+local MAX_MESSAGE = 2000
+
+local function getenv_of(env)
+  if env == nil then return os.getenv end
+  if type(env) == "function" then return env end
+  return function(k) return env[k] end
+end
+
+-- io_streams as for cli.main.
+function Session.new(env, io_streams)
+  return setmetatable({
+    stdout = io_streams.stdout or io.stdout,
+    stderr = io_streams.stderr or io.stderr,
+    stdin = io_streams.stdin or io.stdin,
+    stderr_tty = io_streams.stderr_tty,
+    sleep = io_streams.sleep, clock = io_streams.clock,
+    getenv = getenv_of(env),
+    o = {}, secrets = {},
+  }, Session)
+end
+
+-- True when file descriptor 2 is a terminal (asks the shell: Lua has no isatty).
+function Session:is_tty()
+  if self.stderr_tty == nil then
+    local tty = false
+    if self.stderr == io.stderr then
+      local a, _, c = os.execute("test -t 2")
+      if type(a) == "number" then tty = a == 0 -- Lua 5.1: the status
+      else tty = a == true and (c == nil or c == 0) end
+    end
+    self.stderr_tty = tty
+  end
+  return self.stderr_tty
+end
+
+---------------------------------------------------------------------------------------
+-- interruption (Ctrl-C)
+
+-- The standalone interpreters turn SIGINT into the error "interrupted!", raised in
+-- whatever Lua code runs next (a library may wrap it into an error value's message).
+function Session.is_interrupt(e)
+  if type(e) == "table" then e = e.message end
+  return type(e) == "string" and find(e, "interrupted!", 1, true) ~= nil
+end
+
+---------------------------------------------------------------------------------------
+-- messages
+
+-- Remembers a secret (a token) that no message may show.
+function Session:add_secret(secret)
+  if type(secret) == "string" and #secret >= 4 then self.secrets[#self.secrets + 1] = secret end
+end
+
+-- The end of `secret` in msg starting at i, or nil. Each character of the secret may
+-- come back as itself or encoded: "%XX" (either case, as URL and form encoders do,
+-- whichever characters they choose to encode), "+" for a space, "\/" for "/" (JSON).
+local function secret_at(msg, i, secret)
+  local j = i
+  for k = 1, #secret do
+    local c, m = byte(secret, k), byte(msg, j)
+    if m == c then
+      j = j + 1
+    elseif m == 37 and match(msg, "^%x%x", j + 1) and tonumber(sub(msg, j + 1, j + 2), 16) == c then
+      j = j + 3
+    elseif (m == 43 and c == 32) then
+      j = j + 1
+    elseif m == 92 and c == 47 and byte(msg, j + 1) == 47 then
+      j = j + 2
+    else
+      return nil
+    end
+  end
+  return j - 1
+end
+
+-- msg with every occurrence of secret (in any of the forms above) replaced.
+local function redact(msg, secret)
+  local out, i, n, last = {}, 1, #msg, 1
+  local first = byte(secret, 1)
+  while i <= n do
+    local m = byte(msg, i)
+    local stop = (m == first or m == 37 or m == 43 or m == 92) and secret_at(msg, i, secret)
+    if stop then
+      out[#out + 1] = sub(msg, last, i - 1)
+      out[#out + 1] = "[redacted]"
+      i, last = stop + 1, stop + 1
+    else
+      i = i + 1
+    end
+  end
+  if last == 1 then return msg end
+  out[#out + 1] = sub(msg, last)
+  return concat(out)
+end
+
+-- The secrets of this run: SF_ACCESS_TOKEN and every token the library handed over.
+function Session:all_secrets()
+  local list = { self.getenv("SF_ACCESS_TOKEN") }
+  for _, s in ipairs(self.secrets) do list[#list + 1] = s end
+  return list
+end
+
+-- The message as one printable line: no secret (raw, URL-encoded or after "Bearer"),
+-- no control character (a server's text could otherwise drive the terminal), bounded.
+function Session:scrub(msg)
+  msg = tostring(msg)
+  for _, secret in ipairs(self:all_secrets()) do
+    if type(secret) == "string" and #secret >= 4 then
+      msg = redact(msg, secret)
+    end
+  end
+  msg = gsub(msg, "([Bb][Ee][Aa][Rr][Ee][Rr]%s+)[^%s\"',;]+", "%1[redacted]")
+  msg = gsub(msg, "[%c\127]", " ")
+  if #msg > MAX_MESSAGE then msg = sub(msg, 1, MAX_MESSAGE) .. "..." end
+  return msg
+end
+
+function Session:note(msg)
+  if not self.o.quiet then self.stderr:write("sfreports: ", self:scrub(msg), "\n") end
+end
+
+-- Prints a failure; exit status 1. A failure caused by Ctrl-C is left to cli.main.
+function Session:fail(msg)
+  if Session.is_interrupt(msg) then
+    self.interrupted = true
+    return EXIT.INTERRUPTED
+  end
+  self.stderr:write("sfreports: ", self:scrub(msg), "\n")
+  return EXIT.FAILURE
+end
+
+-- The command-line options behind the library's run options (named by errors' `option`).
+local OPTION_FLAGS = {
+  filters = "--filter", logic = "--logic", replace_filters = "--replace-filters",
+  date_filter = "--date/--from/--to", sort = "--sort", top = "--top", columns = "--columns",
+}
+
+-- First line of a raised error, without the "file.lua:12: " position.
+local function raised_message(e)
+  local msg = match(tostring(e), "^[^\n]*")
+  return (gsub(msg, "^[^%s:]+%.lua:%d+: ", ""))
+end
+Session.raised_message = raised_message
+
+-- A library error value as one line: message plus the fields that help (status, code).
+local function describe_error(err)
+  if type(err) ~= "table" then return tostring(err) end
+  local msg = tostring(err.message or err)
+  local extra = {}
+  if err.code and err.code ~= "" and not find(msg, tostring(err.code), 1, true) then
+    extra[#extra + 1] = tostring(err.code)
+  end
+  if err.status and not find(msg, tostring(err.status), 1, true) then
+    extra[#extra + 1] = "HTTP " .. tostring(err.status)
+  end
+  if #extra > 0 then msg = msg .. " (" .. concat(extra, ", ") .. ")" end
+  local flag = OPTION_FLAGS[err.option]
+  if flag then msg = msg .. " [" .. flag .. "]" end
+  return msg
+end
+Session.describe_error = describe_error
+
+function Session:fail_err(err, what)
+  local msg = describe_error(err)
+  if what then msg = what .. ": " .. msg end
+  return self:fail(msg)
+end
+
+---------------------------------------------------------------------------------------
+-- credentials
+
+-- A token pasted with its surroundings: blanks and line ends around it, or the
+-- "Bearer " of an Authorization header.
+local function clean_token(t)
+  if type(t) ~= "string" then return t end
+  t = match(t, "^%s*(.-)%s*$")
+  local rest = match(t, "^[Bb][Ee][Aa][Rr][Ee][Rr]%s+(%S+)$")
+  return rest or t
+end
+
+-- The options of sfreports.new that come from the command line.
+function Session:client_options(sfreports)
+  local c = self.checked or {}
+  local opts = { timeout = c.timeout, retries = c.retries, stall_timeout = c.stall_timeout,
+    user_agent = "sfreports-cli/" .. tostring(sfreports.VERSION),
+    -- tokens issued by an auth flow (--org) are scrubbed from every message like SF_ACCESS_TOKEN
+    on_token = function(token) self:add_secret(token) end }
+  if self.o.api_version then opts.api_version = self.o.api_version end
+  return opts
+end
+
+local function org_client(self, sfreports, opts)
+  local alias = self.o.org
+  opts.api_version = opts.api_version or self.getenv("SF_API_VERSION")
+  opts.auth = { flow = "sf_cli", alias = alias }
+  local pok, c, e = pcall(sfreports.new, opts)
+  if not pok then
+    local why = raised_message(c)
+    if find(why, "module 'sfreports.auth' not found", 1, true) then
+      why = "this installation of sfreports has no sfreports.auth module (Salesforce CLI logins)"
+    end
+    return nil, format("cannot use the Salesforce CLI login %q: %s", alias, why)
+  end
+  if not c then return nil, format("cannot use the Salesforce CLI login %q: %s", alias, describe_error(e)) end
+  return c
+end
+
+local function env_client(self, sfreports, opts)
+  local token = self.getenv("SF_ACCESS_TOKEN")
+  if type(token) == "string" and token ~= "" then
+    opts.access_token = clean_token(token)
+    self:add_secret(opts.access_token)
+  end
+  local client, err = sfreports.from_env(opts, self.getenv)
+  if client then return client end
+  local msg = describe_error(err)
+  if err and err.kind == "invalid" and find(msg, "not set", 1, true) then
+    msg = msg .. ": set SF_INSTANCE_URL and SF_ACCESS_TOKEN, or use --org ALIAS"
+  end
+  return nil, msg
+end
+
+-- Builds the client from --org or the SF_* variables. Returns it, or nil and a message.
+function Session:client()
+  if self._client then return self._client end
+  local ok, sfreports = pcall(require, "sfreports")
+  if not ok then
+    return nil, "cannot load the sfreports library (is it built? run `make` in the checkout): " .. tostring(sfreports)
+  end
+  local opts = self:client_options(sfreports)
+  local client, err
+  if self.o.org then
+    client, err = org_client(self, sfreports, opts)
+  else
+    client, err = env_client(self, sfreports, opts)
+  end
+  if not client then return nil, err end
+  self._client = client
+  return client
+end
+
+-- The output is checked (and its temporary file made) before the client sends anything:
+-- an unwritable -o costs no API call and no wait. Returns the client, or nil and a message.
+function Session:ready()
+  local ok, err = self:reserve_output()
+  if not ok then return nil, err end
+  return self:client()
+end
+
+---------------------------------------------------------------------------------------
+-- the output file
+
+local function file_error(path, err)
+  -- io.open's message starts with the name it was given (the temporary file's)
+  local why = match(tostring(err), ": ([^:]+)$") or tostring(err)
+  return "cannot write " .. path .. ": " .. why
+end
+
+local counter = 0
+
+-- A name for the temporary file next to path that no file has yet.
+local function temporary_name(path)
+  local dir, base = match(path, "^(.*/)([^/]*)$")
+  if not dir then dir, base = "", path end
+  for _ = 1, 100 do
+    counter = counter + 1
+    -- a fresh table's address differs between processes (ASLR): two runs never collide
+    local name = format("%s.%s.sfreports-%s-%d-%d.tmp", dir, base, match(tostring({}), "(%x+)$") or "0",
+      os.time(), counter)
+    local f = io.open(name, "rb")
+    if not f then return name end
+    f:close()
+  end
+  return nil
+end
+
+-- Makes the temporary file for -o FILE (nothing for standard output). Returns true, or
+-- nil and a message: FILE is a directory, a file that cannot be written, or in a
+-- folder where no file can be made.
+function Session:reserve_output()
+  local path = self.o.output
+  if path == nil or path == "-" or self._tmp then return true end
+  if sub(path, -1) == "/" then return nil, "cannot write " .. path .. ": not a file name" end
+  local existing = io.open(path, "rb")
+  if existing then
+    existing:close()
+    -- opened for appending (nothing written): fails for a directory or a read-only file
+    local f, err = io.open(path, "ab")
+    if not f then return nil, file_error(path, err) end
+    f:close()
+  end
+  local tmp = temporary_name(path)
+  if not tmp then return nil, "cannot write " .. path .. ": no temporary file name is free next to it" end
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, file_error(path, err) end
+  self._tmp, self._file = tmp, f
+  return true
+end
+
+-- The stream the rows go to.
+function Session:open_output()
+  if self.o.output == nil or self.o.output == "-" then return self.stdout end
+  local ok, err = self:reserve_output()
+  if not ok then return nil, err end
+  return self._file
+end
+
+-- Finishes the output: the temporary file is closed and renamed over FILE (standard
+-- output is flushed). Returns true, or nil and a message.
+function Session:close_output()
+  if not self._tmp then
+    local ok, err = self.stdout:flush()
+    if ok == nil and err then return nil, err end
+    return true
+  end
+  local f, tmp = self._file, self._tmp
+  self._file = nil
+  local ok, err = f:close()
+  if ok and self.interrupted then ok, err = nil, "interrupted" end
+  if ok then ok, err = os.rename(tmp, self.o.output) end
+  if not ok then
+    os.remove(tmp)
+    self._tmp = nil
+    return nil, err
+  end
+  self._tmp = nil
+  return true
+end
+
+-- Drops the temporary file of a run that did not succeed: FILE stays as it was.
+function Session:discard_output()
+  if self._file then pcall(self._file.close, self._file) end
+  self._file = nil
+  if self._tmp then os.remove(self._tmp) end
+  self._tmp = nil
+end
+
+return Session
