@@ -77,6 +77,7 @@ build = {
     ["sfreports.sleep"] = "lua/sfreports/sleep.lua",
     ["sfreports.transport"] = "lua/sfreports/transport.lua",
     ["sfreports.transport_ngx"] = "lua/sfreports/transport_ngx.lua",
+    ["sfreports.many"] = "lua/sfreports/many.lua",
     ["sfreports.ngx_http"] = "lua/sfreports/ngx_http.lua",
     ["sfreports.writers"] = "lua/sfreports/writers.lua",
     ["sfreports.writers.aligned"] = "lua/sfreports/writers/aligned.lua",

@@ -414,11 +414,11 @@ function Client:wait(instance, opts)
   return require("sfreports.async").wait(self, instance, opts)
 end
 
--- Runs many reports with their requests in flight together (see sfreports.async.run_many):
+-- Runs many reports with their requests in flight together (see sfreports.many):
 -- list entries are report ids or { id = ..., async = true|false, <run options> }.
 -- Returns reports, errs (arrays in input order) and stats.
 function Client:run_many(list, opts)
-  return require("sfreports.async").run_many(self, list, opts)
+  return require("sfreports.many").run_many(self, list, opts)
 end
 
 -- Every row of a report past the 2,000-row cap, page by page (see sfreports.paging):
