@@ -54,6 +54,15 @@ M.WAIT = {
   sleep = "function", yield = "boolean", delete = "boolean|string",
 }
 
+-- Options of run_all (sfreports.paging; a concurrency above 20 is capped there). sort and
+-- top cannot apply, paging orders rows by its key: paging refuses them with its own message.
+M.RUN_ALL = {
+  filters = "table", logic = "string", replace_filters = "boolean|table", date_filter = "string|table",
+  columns = "table", groupings = "table", metadata = "table", details = "boolean",
+  key = "string|table", strategy = "string", concurrency = { "number", integer = true, min = 1, max = 1e6 },
+  on_page = "function", max_runs = { "number", integer = true, min = 1, max = 1e6 },
+}
+
 -- Options of run_many itself (the rest are run options, defaults for every entry).
 M.MANY = {
   max_concurrent_sync = COUNT, max_concurrent_fetch = COUNT,
