@@ -4,7 +4,7 @@
 #   make demo              the main job against the bundled fake org
 #   make env               prints the exports that run the library from this checkout
 #   make install           into $(DESTDIR)$(PREFIX)
-#   make sanitize|memcheck|fuzz|lint|bench|clean
+#   make sanitize|memcheck|fuzz|lint|bench|bench-compare OLD=dir|clean
 
 LUA ?= lua5.4
 RUNTIMES ?= lua5.4 lua5.3 lua5.1 luajit
@@ -41,7 +41,7 @@ SOURCES = $(wildcard src/*.c) $(wildcard src/*.h)
 BUSTED = $(LUA) /usr/bin/busted
 SPEC_PATHS = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all deps test test-all test-one demo env install clean lint sanitize memcheck bench fuzz
+.PHONY: all deps test test-all test-one demo env install clean lint sanitize memcheck bench bench-compare fuzz
 
 all: $(CORE)
 
@@ -151,6 +151,13 @@ fuzz: deps
 # BENCH_ARGS=--quick for a short smoke run. Tables: .cache/bench/results.md.
 bench: deps
 	@bash bench/run.sh $(BENCH_ARGS)
+
+# Before/after: the sfreports scenarios of `make bench` for this checkout and OLD (another
+# checkout, e.g. a git worktree of an older commit), interleaved against one fake org, with
+# new/old ratios of wall, CPU, peak RSS and callgrind instructions (bench/compare.lua).
+bench-compare:
+	@test -n "$(OLD)" || { echo "usage: make bench-compare OLD=dir [BENCH_ARGS=...]" >&2; exit 2; }
+	@bash bench/compare.sh $(OLD) $(BENCH_ARGS)
 
 lint:
 	luacheck -q --no-color lua spec bin examples bench fakeorg fuzz
