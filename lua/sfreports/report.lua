@@ -46,6 +46,8 @@
 --                       `attributes.status`): { id, status, owner_id, completion_date,
 --                       request_date, queryable, report_id }, values verbatim; else nil
 --   status              instance status ("Success", "Running", ...) or nil
+--   text_labels         true when every detail cell is a JSON object whose label is a
+--                       string (what Salesforce sends); rows then have row.text_labels
 --   metadata            reportMetadata ({} when absent)
 --   extended_metadata   reportExtendedMetadata ({} when absent)
 --
@@ -88,6 +90,8 @@
 --   row.key          the fact-map key the row came from ("0_1!2", "T!T", "B1#0!T")
 --   row.index        1-based position in rows() order
 --   row.raw          the raw row object ({ dataCells = ... } plus anything newer)
+--   row.text_labels  report.text_labels: every cell of data_cells is a table whose label
+--                    is a string (the writers skip their per-cell type checks then)
 --   row.block        MULTI_BLOCK only: the block id; row.slots maps cells to columns()
 --   row.cells        typed cells, built on first access (see Cells): cells[i].column is
 --                    columns()[i] (columns()[row.slots[i]] in a MULTI_BLOCK block)
@@ -202,7 +206,7 @@ function M.new(decoded)
   if type(decoded) == "table" and decoded.factMap == nil and type(decoded.reportResult) == "table" then
     decoded = decoded.reportResult
   end
-  local ok, fixed = shape.check(decoded)
+  local ok, fixed, plain = shape.check(decoded)
   if not ok then return refuse(decoded, fixed) end
   local meta = tbl(decoded.reportMetadata) or EMPTY
   local ext = tbl(decoded.reportExtendedMetadata) or EMPTY
@@ -233,6 +237,7 @@ function M.new(decoded)
   local fm = decoded.factMap
   self._fm = fm
   self._fixed_cells = fixed or nil
+  self.text_labels = plain
   self._columns = columns.detail(meta, ext)
   self._aggs = columns.aggregate(meta, ext)
   self._gcols, self._down_cols, self._across_cols = columns.grouping(meta, ext, decoded)

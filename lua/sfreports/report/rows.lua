@@ -22,8 +22,11 @@ local SEGMENT_FIELDS = { key = true, block = true, slots = true }
 -- is built on first use.
 function rows.metatable(report)
   local mt = { report = report }
+  local text_labels = report.text_labels == true
   mt.__index = function(row, k)
-    if SEGMENT_FIELDS[k] then
+    if k == "text_labels" then
+      return text_labels
+    elseif SEGMENT_FIELDS[k] then
       local seg = report._seg_of[row.groups]
       return seg and seg[k]
     elseif k == "cells" then

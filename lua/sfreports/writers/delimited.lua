@@ -154,6 +154,8 @@ function delimited.layout(sep, raw, guard, columns, gcols, blocks)
   local escape_hit = csv and text.csv_quote or text.tsv_escape
   local ncols, ngroups = #columns, #gcols
   local fmts = column_formatters(columns, raw, guard)
+  local money = {}
+  for i = 1, ncols do money[i] = columns[i].data_type == "currency" end
   local group_text = grouping_formatter(raw, guard)
   local width = ncols + ngroups + (blocks and 1 or 0)
   local buf, marks, firsts, stamp = {}, {}, {}, 0
@@ -188,11 +190,26 @@ function delimited.layout(sep, raw, guard, columns, gcols, blocks)
     return p
   end
 
-  -- The detail fields, unescaped, into buf[1..ncols].
+  -- The detail fields, unescaped, into buf[1..ncols]. A row whose cells are all tables
+  -- with string labels (row.text_labels: the report model checked them) takes an inlined
+  -- copy of label_formatter for that case, without a call per cell.
   local function fill(row)
     local cells = row.data_cells or row.cells or EMPTY
     local slots = row.slots
-    if slots == nil then
+    if slots == nil and not raw and row.text_labels == true then
+      for i = 1, ncols do
+        local c = cells[i]
+        local s = ""
+        if c ~= nil then
+          local v = c.value
+          if v ~= null and not (money[i] and type(v) == "table" and v.amount == null) then
+            s = c.label
+            if guard then s = guarded(s) end
+          end
+        end
+        buf[i] = s
+      end
+    elseif slots == nil then
       for i = 1, ncols do buf[i] = fmts[i](cells[i]) end
     else
       for i = 1, ncols do buf[i] = "" end
