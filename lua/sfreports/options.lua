@@ -9,8 +9,8 @@
 -- bound: NaN passes every comparison, and infinity would reach C casts.
 local errors = require "sfreports.errors"
 
-local type, pairs, tostring, error = type, pairs, tostring, error
-local format, match, lower, gsub = string.format, string.match, string.lower, string.gsub
+local type, pairs, tostring, error, setmetatable = type, pairs, tostring, error, setmetatable
+local format, match, lower, gsub, gmatch = string.format, string.match, string.lower, string.gsub, string.gmatch
 local floor, huge = math.floor, math.huge
 
 local M = {}
@@ -90,19 +90,27 @@ local function number_problem(v, rule)
   return nil
 end
 
--- Raises unless value v fits rule; level is the caller's level for error().
-local function check_one(name, v, rule, where, level)
-  local pattern = type(rule) == "table" and rule[1] or rule
-  local t = type(v)
-  if not match(pattern, t) then
-    error(format("sfreports: option '%s' for %s must be a %s, got %s", name, where, pattern, t), level + 1)
+local NO_BOUNDS = {}
+
+-- The type names a rule allows, as a set: "string|table" -> { string = true, table = true }.
+-- Worked out once per rule (options are checked on every call, some per request).
+local kinds_of_rule = setmetatable({}, { __mode = "k" })
+local function kinds_of(rule)
+  local kinds = {}
+  for name in gmatch(type(rule) == "table" and rule[1] or rule, "[^|]+") do kinds[name] = true end
+  kinds_of_rule[rule] = kinds
+  return kinds
+end
+
+-- Raises: value v (of type t) does not fit rule; level is the caller's level for error().
+local function refuse(name, v, t, rule, where, level)
+  local bounds = type(rule) == "table" and rule or NO_BOUNDS
+  if not kinds_of(rule)[t] then
+    error(format("sfreports: option '%s' for %s must be a %s, got %s", name, where,
+      type(rule) == "table" and rule[1] or rule, t), level + 1)
   end
-  if t == "number" then
-    if number_problem(v, type(rule) == "table" and rule or {}) then
-      error(format("sfreports: option '%s' for %s must be %s, got %s", name, where,
-        describe_bounds(type(rule) == "table" and rule or {}), tostring(v)), level + 1)
-    end
-  end
+  error(format("sfreports: option '%s' for %s must be %s, got %s", name, where,
+    describe_bounds(bounds), tostring(v)), level + 1)
 end
 
 -- Checks an options table against spec (or several specs, any of which may name an
@@ -119,7 +127,11 @@ function M.check(opts, spec, where, level, spec2)
     if not rule then
       error(format("sfreports: unknown option '%s' for %s", tostring(k), where), level)
     end
-    check_one(k, v, rule, where, level)
+    local t = type(v)
+    if not (kinds_of_rule[rule] or kinds_of(rule))[t]
+      or (t == "number" and number_problem(v, type(rule) == "table" and rule or NO_BOUNDS)) then
+      refuse(k, v, t, rule, where, level)
+    end
   end
   if opts.delete ~= nil and (spec.delete or (spec2 and spec2.delete)) and not M.DELETE_VALUES[opts.delete] then
     error(format("sfreports: option 'delete' for %s must be true, false, \"after\" or \"timeout\", got %q",

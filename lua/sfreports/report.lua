@@ -153,7 +153,6 @@ local keys = require "sfreports.report.keys"
 local columns = require "sfreports.report.columns"
 local blocks = require "sfreports.report.blocks"
 local rows = require "sfreports.report.rows"
-local groups = require "sfreports.report.groups"
 
 local null, EMPTY, tbl, str = base.null, base.EMPTY, base.tbl, base.str
 local type, pairs, setmetatable, getmetatable, require = type, pairs, setmetatable, getmetatable, require
@@ -263,10 +262,14 @@ function Report:aggregate_columns() return self._aggs end
 Report.blocks = blocks.describe
 Report.rows = rows.iterate
 Report.row_count = rows.count
-Report.groups = groups.list
-Report.group = groups.get
-Report.aggregate = groups.aggregate
-Report.total = groups.total
-Report.grid = groups.grid
+-- sfreports.report.groups is loaded on first use: reading rows never needs it.
+local function groups_method(name)
+  return function(...) return require("sfreports.report.groups")[name](...) end
+end
+Report.groups = groups_method("list")
+Report.group = groups_method("get")
+Report.aggregate = groups_method("aggregate")
+Report.total = groups_method("total")
+Report.grid = groups_method("grid")
 
 return M

@@ -89,8 +89,10 @@
 -- until finish() (the widths need the last row); the other formats stream.
 local text = require "sfreports.writers.text"
 local delimited = require "sfreports.writers.delimited"
-local json_rows = require "sfreports.writers.json_rows"
-local aligned = require "sfreports.writers.aligned"
+-- The JSON and table formats' modules are loaded on first use, so that a CSV run does not
+-- compile them.
+local function json_rows() return require "sfreports.writers.json_rows" end
+local function aligned() return require "sfreports.writers.aligned" end
 
 local type, tostring, setmetatable, error, pcall, pairs = type, tostring, setmetatable, error, pcall, pairs
 
@@ -196,7 +198,7 @@ FORMATS.tsv = delimited_format("\t")
 local function json_format(array)
   return {
     header = function(w, columns, gcols, blocks)
-      w.format_row = json_rows.formatter(w.raw, columns, gcols, blocks, array)
+      w.format_row = json_rows().formatter(w.raw, columns, gcols, blocks, array)
       return array and "[" or nil
     end,
     finish = function(w)
@@ -216,7 +218,7 @@ FORMATS.table = {
     local rows = {}
     if w.header_line then rows[1] = layout.header_fields(header_labels(columns, gcols, blocks)) end
     w.table_rows = rows
-    w.numeric = aligned.numeric_fields(columns, gcols, blocks)
+    w.numeric = aligned().numeric_fields(columns, gcols, blocks)
     local fields = layout.fields
     w.format_row = function(row)
       rows[#rows + 1] = fields(row)
@@ -225,7 +227,7 @@ FORMATS.table = {
     return nil
   end,
   finish = function(w)
-    local ok, err = aligned.write(w.table_rows, w.numeric, w.header_line, w.write)
+    local ok, err = aligned().write(w.table_rows, w.numeric, w.header_line, w.write)
     w.table_rows = nil
     if not ok then return nil, err end
     return nil

@@ -25,6 +25,7 @@ local cells = require "sfreports.report.cells"
 local null = base.null
 local type, pairs, next, tostring, pcall = type, pairs, next, tostring, pcall
 local format, gsub, sub = string.format, string.gsub, string.sub
+local concat = table.concat
 
 local shape = {}
 
@@ -148,21 +149,28 @@ local function check_entry(key, e, fixed)
   return true
 end
 
--- A grouping tree's node list, recursively.
-local function check_nodes(list, where)
-  local ok, err = optional(list, where, true)
-  if not ok or list == nil or list == null then return ok, err end
+-- The path of a node list in a message: name.groupings[i].groupings[j]... from the
+-- indices trail[1..depth] (built only when something is wrong).
+local function trail_path(name, trail, depth)
+  local parts = { name, ".groupings" }
+  for d = 1, depth do parts[#parts + 1] = format("[%d].groupings", trail[d]) end
+  return concat(parts)
+end
+
+-- A grouping tree's node list, recursively; trail[1..depth] lead to it from the tree.
+local function check_nodes(list, name, trail, depth)
+  if list == nil or list == null then return true end
+  if type(list) ~= "table" or not is_array(list) then
+    return bad(trail_path(name, trail, depth), list, "an array")
+  end
   for i = 1, #list do
     local node = list[i]
     if type(node) ~= "table" or not is_object(node) then
-      return bad(format("%s[%d]", where, i), node, "an object")
+      return bad(format("%s[%d]", trail_path(name, trail, depth), i), node, "an object")
     end
-    local children = node.groupings
-    -- the path is spelled out only where there is more to check (no formatting per leaf)
-    if children ~= nil and children ~= null then
-      ok, err = check_nodes(children, format("%s[%d].groupings", where, i))
-      if not ok then return nil, err end
-    end
+    trail[depth + 1] = i
+    local ok, err = check_nodes(node.groupings, name, trail, depth + 1)
+    if not ok then return nil, err end
   end
   return true
 end
@@ -170,7 +178,7 @@ end
 local function check_tree(tree, name)
   local ok, err = optional(tree, name, false)
   if not ok or tree == nil or tree == null then return ok, err end
-  return check_nodes(tree.groupings, name .. ".groupings")
+  return check_nodes(tree.groupings, name, {}, 0)
 end
 
 -- The optional containers of the metadata: field path, parent key, want an array.
@@ -211,22 +219,25 @@ end
 -- The fast path over the fact map: true when every entry and row is an object, every
 -- `rows`, `dataCells` and `aggregates` an array (or absent/null where allowed), every cell
 -- an object whose label is a string and every aggregate an object; false (or a raise,
--- caught by the caller) when anything else is there. No call per cell: `c.label` raises
--- when the cell is not a table or a string, a string cell gives no label (nil; `("").label`
--- is checked once), and `l .. ""` raises when the label is not text or a number and gives
--- a different value (a string) for a number, so the comparison fails for both.
+-- caught by the caller) when anything else is there. No call per row or cell: indexing
+-- raises on a value that is neither a table nor a string, a string has no `label`,
+-- `dataCells` or [1] (checked once on ""), `dc[1]` of a missing dataCells raises, `next`
+-- raises on a string, and `l .. ""` raises when the label is not text or a number and
+-- gives a different value (a string) for a number, so the comparison fails for both.
 local function scan(fm)
-  if ("").label ~= nil then return false end
+  local s = ""
+  if s.label ~= nil or s.dataCells ~= nil or s[1] ~= nil then return false end
   for _, e in pairs(fm) do
     if type(e) ~= "table" or e[1] ~= nil then return false end
     local rows = e.rows
     if rows ~= nil and rows ~= null then
-      if type(rows) ~= "table" or (rows[1] == nil and next(rows) ~= nil) then return false end
+      -- rows[1] raises unless rows is a table or a string, next() raises on a string
+      if rows[1] == nil and next(rows) ~= nil then return false end
       for i = 1, #rows do
         local r = rows[i]
-        if type(r) ~= "table" or r[1] ~= nil then return false end
+        -- a row that is not a table raises here or (a string: no dataCells) just below
         local dc = r.dataCells
-        if type(dc) ~= "table" or (dc[1] == nil and next(dc) ~= nil) then return false end
+        if r[1] ~= nil or (dc[1] == nil and next(dc) ~= nil) then return false end
         for j = 1, #dc do
           local c = dc[j]
           local l = c.label
@@ -236,7 +247,7 @@ local function scan(fm)
     end
     local aggs = e.aggregates
     if aggs ~= nil and aggs ~= null then
-      if type(aggs) ~= "table" or (aggs[1] == nil and next(aggs) ~= nil) then return false end
+      if aggs[1] == nil and next(aggs) ~= nil then return false end
       for i = 1, #aggs do
         local a = aggs[i]
         if type(a) ~= "table" or a[1] ~= nil then return false end
