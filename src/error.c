@@ -187,16 +187,23 @@ static int sfr_status_retryable(long status)
 /* Calls the private cjson decode (at decode_idx) on the string at body_idx, which is passed
  * as is: the body is never copied again. Leaves the value, or nil and an error, on the
  * stack (two slots). Never raises for bad JSON: decode runs under pcall.
- * A decode builds one tree of new objects and leaves no garbage, so collector steps taken
- * during it would only traverse what is being built (about 3% of a large report's decode
- * on Lua 5.4): the collector is paused for the decode and resumed after, when the host
- * has it running (Lua 5.2+, where that can be asked; a host that stopped it keeps it so). */
+ * A decode builds one tree of new objects and leaves no garbage. When that tree will be
+ * larger than the whole Lua heap is now (about four bytes of tree per byte of JSON), the
+ * collector would traverse the tree being built at least once for nothing (about 3% of a
+ * large report's decode on Lua 5.4): it is paused for the decode and resumed after, when
+ * the host has it running (Lua 5.2+, where that can be asked). Not for smaller answers:
+ * resuming makes the collector due at once, which costs more than a small decode saves. */
 static void sfr_decode(lua_State *L, int decode_idx, int body_idx)
 {
     int rc;
 #if LUA_VERSION_NUM >= 502
-    int running = lua_gc(L, LUA_GCISRUNNING, 0) > 0;
-    if (running)
+    size_t len = 0;
+    int paused = 0;
+    if (lua_type(L, body_idx) == LUA_TSTRING) {
+        (void)lua_tolstring(L, body_idx, &len);
+        paused = len / 256 > (size_t)lua_gc(L, LUA_GCCOUNT, 0) && lua_gc(L, LUA_GCISRUNNING, 0) > 0;
+    }
+    if (paused)
         lua_gc(L, LUA_GCSTOP, 0);
 #endif
     body_idx = sfr_absindex(L, body_idx);
@@ -204,7 +211,7 @@ static void sfr_decode(lua_State *L, int decode_idx, int body_idx)
     lua_pushvalue(L, body_idx);
     rc = lua_pcall(L, 1, 1, 0);
 #if LUA_VERSION_NUM >= 502
-    if (running)
+    if (paused)
         lua_gc(L, LUA_GCRESTART, 0);
 #endif
     if (rc == 0) {

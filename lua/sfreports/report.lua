@@ -90,8 +90,9 @@
 --   row.key          the fact-map key the row came from ("0_1!2", "T!T", "B1#0!T")
 --   row.index        1-based position in rows() order
 --   row.raw          the raw row object ({ dataCells = ... } plus anything newer)
---   row.text_labels  report.text_labels: every cell of data_cells is a table whose label
---                    is a string (the writers skip their per-cell type checks then)
+--   row.text_labels  true when every cell of data_cells is a table whose label is a
+--                    string, in columns() order (report.text_labels, and no slots): the
+--                    writers skip their per-cell type checks then
 --   row.block        MULTI_BLOCK only: the block id; row.slots maps cells to columns()
 --   row.cells        typed cells, built on first access (see Cells): cells[i].column is
 --                    columns()[i] (columns()[row.slots[i]] in a MULTI_BLOCK block)
@@ -151,7 +152,6 @@ local shape = require "sfreports.report.shape"
 local cells = require "sfreports.report.cells"
 local keys = require "sfreports.report.keys"
 local columns = require "sfreports.report.columns"
-local blocks = require "sfreports.report.blocks"
 local rows = require "sfreports.report.rows"
 
 local null, EMPTY, tbl, str = base.null, base.EMPTY, base.tbl, base.str
@@ -242,10 +242,9 @@ function M.new(decoded)
   self._gcols, self._down_cols, self._across_cols = columns.grouping(meta, ext, decoded)
   self._down_nodes, self._down_index = columns.walk_axis(decoded.groupingsDown, "down", self._down_cols)
   self._across_nodes, self._across_index = columns.walk_axis(decoded.groupingsAcross, "across", self._across_cols)
+  self._multi = keys.prefixed(fm)
   self._row_mt = rows.metatable(self)
-
-  self._multi = blocks.prefixed(fm)
-  if self._multi then self._blocks = blocks.build(self) end
+  if self._multi then self._blocks = require("sfreports.report.blocks").build(self) end
   self.has_details = decoded.hasDetailRows ~= false and any_rows(fm) and #self._columns > 0
   return self
 end
@@ -259,7 +258,11 @@ end
 function Report:columns() return self._columns end
 function Report:grouping_columns() return self._gcols end
 function Report:aggregate_columns() return self._aggs end
-Report.blocks = blocks.describe
+-- sfreports.report.blocks is loaded only for a report that has blocks.
+function Report:blocks()
+  if not self._multi then return {} end
+  return require("sfreports.report.blocks").describe(self)
+end
 Report.rows = rows.iterate
 Report.row_count = rows.count
 -- sfreports.report.groups is loaded on first use: reading rows never needs it.

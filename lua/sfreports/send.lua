@@ -19,8 +19,8 @@
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
 local phase = require "sfreports.phase"
-local retry = require "sfreports.retry"
-local sleep_mod = require "sfreports.sleep"
+-- sfreports.retry and sfreports.sleep are loaded when a call fails, not before
+local function retry() return require "sfreports.retry" end
 
 local type, tonumber, setmetatable, pcall, error = type, tonumber, setmetatable, pcall, error
 local format = string.format
@@ -78,8 +78,8 @@ end
 function Sender:after_failure(method, err, attempt, renewed, deadline)
   if type(err) ~= "table" then return nil end
   if err.kind == "auth" and self.renew_token and not renewed then return "renew" end
-  if attempt >= self.retries or not retry.retryable(method, err) then return nil end
-  local wait = retry.delay(attempt + 1, err, self.retry_base)
+  if attempt >= self.retries or not retry().retryable(method, err) then return nil end
+  local wait = retry().delay(attempt + 1, err, self.retry_base)
   if wait == nil or monotime() + wait >= deadline then return nil end
   return "retry", wait
 end
@@ -145,7 +145,7 @@ function Sender:call(method, try, timeout)
     elseif what == "retry" then
       attempt = attempt + 1
       if wait > 0 then
-        sleep = sleep or sleep_mod.choose(nil, self.sleep)
+        sleep = sleep or require("sfreports.sleep").choose(nil, self.sleep)
         sleep(wait)
       end
     else

@@ -9,22 +9,14 @@ local columns = require "sfreports.report.columns"
 
 local null, EMPTY, tbl = base.null, base.EMPTY, base.tbl
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
-local find, format = string.find, string.format
+local format = string.format
 local sort = table.sort
 local parse_key, parse_path, path_less, is_prefix = keys.parse_key, keys.parse_path, keys.path_less, keys.is_prefix
 
 local blocks = {}
 
--- Whether any fact-map key carries a block prefix (joined reports, or any result so keyed).
-function blocks.prefixed(fm)
-  for k in pairs(fm) do
-    if type(k) == "string" and not find(k, "^[%dT_]*![%dT_]*$") then
-      local prefix = parse_key(k)
-      if prefix and prefix ~= "" then return true end
-    end
-  end
-  return false
-end
+-- Whether any fact-map key carries a block prefix (sfreports.report.keys).
+blocks.prefixed = keys.prefixed
 
 -- The columns()-index of each cell of a block's rows (nil: the identity). Columns named
 -- with the block's prefix; else all detail columns when the widths match; else synthetic

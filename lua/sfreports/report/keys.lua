@@ -1,6 +1,6 @@
 -- sfreports.report.keys: fact-map keys ("B0#0_1!2") and the index paths in them, and
 -- the orders the model lists them in. Pure functions over strings and arrays.
-local type, tonumber = type, tonumber
+local type, tonumber, pairs = type, tonumber, pairs
 local find, match, gsub = string.find, string.match, string.gsub
 local min = math.min
 
@@ -14,6 +14,18 @@ function keys.parse_key(k)
   local prefix, down = match(left, "^(.*[^%w_])([%w_]*)$")
   if not prefix then prefix, down = "", left end
   return prefix, down, across
+end
+
+-- Whether any key of fact map fm carries a block prefix (joined reports, or any result so
+-- keyed): what decides whether sfreports.report.blocks is needed at all.
+function keys.prefixed(fm)
+  for k in pairs(fm) do
+    if type(k) == "string" and not find(k, "^[%dT_]*![%dT_]*$") then
+      local prefix = keys.parse_key(k)
+      if prefix and prefix ~= "" then return true end
+    end
+  end
+  return false
 end
 
 -- "0_1" -> {0, 1}; "T" -> {} ; anything else -> nil

@@ -4,7 +4,6 @@
 local base = require "sfreports.report.base"
 local cells = require "sfreports.report.cells"
 local columns = require "sfreports.report.columns"
-local blocks = require "sfreports.report.blocks"
 
 local EMPTY, tbl = base.EMPTY, base.tbl
 local type, ipairs, setmetatable, getmetatable, rawset = type, ipairs, setmetatable, getmetatable, rawset
@@ -22,7 +21,7 @@ local SEGMENT_FIELDS = { key = true, block = true, slots = true }
 -- is built on first use.
 function rows.metatable(report)
   local mt = { report = report }
-  local text_labels = report.text_labels == true
+  local text_labels = report.text_labels == true and not report._multi
   mt.__index = function(row, k)
     if k == "text_labels" then
       return text_labels
@@ -87,7 +86,7 @@ local function segments(self)
   if segs then return segs end
   if self._multi then
     segs = {}
-    for _, b in ipairs(blocks.of(self)) do
+    for _, b in ipairs(require("sfreports.report.blocks").of(self)) do
       for _, s in ipairs(b.segments) do segs[#segs + 1] = s end
     end
   else

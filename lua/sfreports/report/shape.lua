@@ -223,7 +223,10 @@ end
 -- raises on a value that is neither a table nor a string, a string has no `label`,
 -- `dataCells` or [1] (checked once on ""), `dc[1]` of a missing dataCells raises, `next`
 -- raises on a string, and `l .. ""` raises when the label is not text or a number and
--- gives a different value (a string) for a number, so the comparison fails for both.
+-- gives a different value (a string) for a number, so the comparison fails for both. A
+-- cell with a string label is an object (a decoded JSON array has no string keys), so
+-- cells are not also looked at for an [1] (a mixed Lua table built by hand is the one
+-- thing the careful check would call an array and this scan lets through).
 local function scan(fm)
   local s = ""
   if s.label ~= nil or s.dataCells ~= nil or s[1] ~= nil then return false end
@@ -239,9 +242,8 @@ local function scan(fm)
         local dc = r.dataCells
         if r[1] ~= nil or (dc[1] == nil and next(dc) ~= nil) then return false end
         for j = 1, #dc do
-          local c = dc[j]
-          local l = c.label
-          if c[1] ~= nil or l .. "" ~= l then return false end
+          local l = dc[j].label
+          if l .. "" ~= l then return false end
         end
       end
     end

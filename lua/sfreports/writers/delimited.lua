@@ -191,12 +191,11 @@ function delimited.layout(sep, raw, guard, columns, gcols, blocks)
   end
 
   -- The detail fields, unescaped, into buf[1..ncols]. A row whose cells are all tables
-  -- with string labels (row.text_labels: the report model checked them) takes an inlined
-  -- copy of label_formatter for that case, without a call per cell.
+  -- with string labels, in column order (row.text_labels: the report model checked them)
+  -- takes an inlined copy of label_formatter for that case, without a call per cell.
   local function fill(row)
     local cells = row.data_cells or row.cells or EMPTY
-    local slots = row.slots
-    if slots == nil and not raw and row.text_labels == true then
+    if not raw and row.text_labels == true then
       for i = 1, ncols do
         local c = cells[i]
         local s = ""
@@ -209,7 +208,10 @@ function delimited.layout(sep, raw, guard, columns, gcols, blocks)
         end
         buf[i] = s
       end
-    elseif slots == nil then
+      return
+    end
+    local slots = row.slots
+    if slots == nil then
       for i = 1, ncols do buf[i] = fmts[i](cells[i]) end
     else
       for i = 1, ncols do buf[i] = "" end
