@@ -21,9 +21,9 @@
 -- call and gets exit status 2; what only the org can judge (an unknown column, an
 -- operator a column does not offer) comes back from the library as a failure (status 1).
 -- The library (and its C core) is loaded lazily: `--help` works without a build.
-local help = require "sfreports.cli.help"
 local argv = require "sfreports.cli.argv"
-local syntax = require "sfreports.cli.syntax"
+-- the help texts and the syntax of the "change" options are loaded when needed
+local function help() return require "sfreports.cli.help" end
 
 local pcall, pairs, tostring, rawget, require = pcall, pairs, tostring, rawget, require
 local format, concat = string.format, table.concat
@@ -40,11 +40,11 @@ end
 cli.EXIT = { OK = 0, FAILURE = 1, USAGE = 2, TRUNCATED = 3, INTERRUPTED = 130 }
 local EXIT = cli.EXIT
 
-cli.USAGE = help.USAGE
+cli.USAGE = argv.USAGE
 cli.COMMANDS = argv.COMMANDS
 cli.OPTIONS = argv.OPTIONS
-cli.parse_filter = syntax.parse_filter
-cli.run_options = syntax.run_options
+function cli.parse_filter(spec) return require("sfreports.cli.syntax").parse_filter(spec) end
+function cli.run_options(o) return require("sfreports.cli.syntax").run_options(o) end
 
 local usage_error = argv.usage_error
 local COMMAND_NAMES = "run describe instances fetch delete list query types"
@@ -85,11 +85,11 @@ local function show_help(s, positional)
   local topic = positional[2]
   if positional[3] then usage_error("help takes one command name") end
   if topic == nil then
-    s.stdout:write(help.MAIN)
+    s.stdout:write(help().MAIN)
     return EXIT.OK
   end
-  if not help.COMMANDS[topic] then usage_error(format("no command %q; commands: %s", topic, COMMAND_NAMES)) end
-  s.stdout:write(help.COMMANDS[topic])
+  if not help().COMMANDS[topic] then usage_error(format("no command %q; commands: %s", topic, COMMAND_NAMES)) end
+  s.stdout:write(help().COMMANDS[topic])
   return EXIT.OK
 end
 
@@ -107,7 +107,7 @@ local function dispatch(s, positional, seen)
     usage_error(format("unknown command %q%s; commands: %s", command, suggestion(command), COMMAND_NAMES))
   end
   if o.help then
-    s.stdout:write(help.COMMANDS[command])
+    s.stdout:write(help().COMMANDS[command])
     return EXIT.OK
   end
   local args = {}

@@ -8,6 +8,9 @@ local floor = math.floor
 
 local argv = {}
 
+-- The usage line printed with every usage error (and at the top of sfreports.cli.help).
+argv.USAGE = "usage: sfreports COMMAND [ARGUMENTS] [OPTIONS]  (sfreports --help; sfreports help COMMAND)"
+
 -- args: positional arguments; scopes: which option groups apply; format: default output.
 local COMMANDS = {
   run = { args = { "REPORT_ID" }, scopes = { output = true, report = true, change = true, wait = true, run = true },
@@ -61,6 +64,15 @@ local OPTIONS = {
 argv.OPTIONS = OPTIONS
 
 argv.FORMATS = { csv = true, tsv = true, json = true, jsonl = true, table = true }
+
+-- Whether the parsed options o hold any of the "change" options (what sfreports.cli.syntax
+-- turns into run options: filters, dates, sorting, top, columns).
+function argv.changes(o)
+  for _, spec in pairs(OPTIONS) do
+    if spec.scope == "change" and o[spec.key] ~= nil then return true end
+  end
+  return false
+end
 
 -- A usage error travels as this table through error() inside parsing helpers.
 local UsageError = {}

@@ -4,7 +4,13 @@
 -- (after checking the output), then writes through sfreports.cli.output.
 local Session = require "sfreports.cli.output"
 local argv = require "sfreports.cli.argv"
-local syntax = require "sfreports.cli.syntax"
+
+-- The client run options the "change" options ask for; {} without any, and then
+-- sfreports.cli.syntax (which parses them) is not loaded at all.
+local function run_options(o)
+  if not argv.changes(o) then return {} end
+  return require("sfreports.cli.syntax").run_options(o)
+end
 
 local type, ipairs, pairs, tostring, pcall, error = type, ipairs, pairs, tostring, pcall, error
 local format = string.format
@@ -79,7 +85,7 @@ local commands = {}
 function commands.run(s, args)
   local o = s.o
   check_report_id(args[1], "report id")
-  local ropts = syntax.run_options(o)
+  local ropts = run_options(o)
   if o.no_wait then
     if o.all then usage_error("--no-wait cannot be combined with --all") end
     if o.output or o.format or o.raw then
@@ -152,7 +158,7 @@ function commands.query(s, args)
     f:close()
   end
   if not text then return s:fail(rerr) end
-  local ropts = syntax.run_options(s.o)
+  local ropts = run_options(s.o)
   local core_ok, core = pcall(require, "sfreports.core")
   if not core_ok then return s:fail("cannot load the sfreports library: " .. tostring(core)) end
   local md, derr = core.decode(text)

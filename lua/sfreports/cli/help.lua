@@ -1,8 +1,10 @@
 -- sfreports.cli.help: the help texts of the `sfreports` command (the overview and each
 -- command's options and examples). Plain data; docs/cli.md says the same at more length.
+local argv = require "sfreports.cli.argv"
+
 local help = {}
 
-help.USAGE = "usage: sfreports COMMAND [ARGUMENTS] [OPTIONS]  (sfreports --help; sfreports help COMMAND)"
+help.USAGE = argv.USAGE
 
 help.MAIN = [[
 sfreports: run Salesforce reports from the command line (Reports and Dashboards REST API).
