@@ -218,15 +218,17 @@ end
 
 -- The fast path over the fact map: true when every entry and row is an object, every
 -- `rows`, `dataCells` and `aggregates` an array (or absent/null where allowed), every cell
--- an object whose label is a string and every aggregate an object; false (or a raise,
+-- and aggregate an object whose label is a string; false (or a raise,
 -- caught by the caller) when anything else is there. No call per row or cell: indexing
 -- raises on a value that is neither a table nor a string, a string has no `label`,
 -- `dataCells` or [1] (checked once on ""), `dc[1]` of a missing dataCells raises, `next`
 -- raises on a string, and `l .. ""` raises when the label is not text or a number and
--- gives a different value (a string) for a number, so the comparison fails for both. A
--- cell with a string label is an object (a decoded JSON array has no string keys), so
--- cells are not also looked at for an [1] (a mixed Lua table built by hand is the one
--- thing the careful check would call an array and this scan lets through).
+-- gives a different value (a string) for a number, so the comparison fails for both.
+-- Rows, cells and aggregates are known to be objects by a string key they hold (a row's
+-- dataCells, a cell's or an aggregate's string label): a decoded JSON array has no string
+-- keys, so they are not also looked at for an [1]. (A mixed Lua table built by hand, or a
+-- userdata with an __index, is what only the careful check would refuse: no JSON decoder
+-- makes either.) An aggregate without a string label is left to the careful check.
 local function scan(fm)
   local s = ""
   if s.label ~= nil or s.dataCells ~= nil or s[1] ~= nil then return false end
@@ -237,10 +239,9 @@ local function scan(fm)
       -- rows[1] raises unless rows is a table or a string, next() raises on a string
       if rows[1] == nil and next(rows) ~= nil then return false end
       for i = 1, #rows do
-        local r = rows[i]
         -- a row that is not a table raises here or (a string: no dataCells) just below
-        local dc = r.dataCells
-        if r[1] ~= nil or (dc[1] == nil and next(dc) ~= nil) then return false end
+        local dc = rows[i].dataCells
+        if dc[1] == nil and next(dc) ~= nil then return false end
         for j = 1, #dc do
           local l = dc[j].label
           if l .. "" ~= l then return false end
@@ -251,8 +252,8 @@ local function scan(fm)
     if aggs ~= nil and aggs ~= null then
       if aggs[1] == nil and next(aggs) ~= nil then return false end
       for i = 1, #aggs do
-        local a = aggs[i]
-        if type(a) ~= "table" or a[1] ~= nil then return false end
+        local l = aggs[i].label
+        if l .. "" ~= l then return false end
       end
     end
   end
