@@ -295,8 +295,11 @@ end
 
 -- Formats and writes one row. Returns true, or nil and the sink's error.
 function Writer:row(row)
-  local ok, err = check_rows_state(self, "row()")
-  if not ok then return nil, err end
+  local ok, err
+  if self.state ~= "rows" then
+    ok, err = check_rows_state(self, "row()")
+    if not ok then return nil, err end
+  end
   local line = self.format_row(row)
   if line ~= "" then
     ok, err = self.write(line)

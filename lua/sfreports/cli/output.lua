@@ -20,10 +20,8 @@ function Session:write_rows(source, out, raw)
   local ok, err = w:header(source)
   if not ok then return nil, err end
   local iter = type(source.rows) == "function" and source:rows() or source.rows_iter
-  for row in iter do
-    ok, err = w:row(row)
-    if not ok then return nil, err end
-  end
+  ok, err = w:rows(iter)
+  if not ok then return nil, err end
   return w:finish()
 end
 

@@ -237,7 +237,7 @@ function delimited.layout(sep, raw, guard, columns, gcols, blocks)
   function layout.line(row)
     if width == 0 then return "" end
     if first == 0 then
-      local prefix = ngroups > 0 and prefix_of(row) or nil
+      local prefix = ngroups > 0 and (prefixes[row.groups or EMPTY] or prefix_of(row)) or nil
       if blocks then
         local b = row.block
         b = escape(b ~= nil and tostring(b) or "")
