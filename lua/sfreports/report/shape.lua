@@ -222,8 +222,8 @@ end
 -- caught by the caller) when anything else is there. No call per row or cell: indexing
 -- raises on a value that is neither a table nor a string, a string has no `label`,
 -- `dataCells` or [1] (checked once on ""), `dc[1]` of a missing dataCells raises, `next`
--- raises on a string, and `l .. ""` raises when the label is not text or a number and
--- gives a different value (a string) for a number, so the comparison fails for both.
+-- raises on a string, and `l < ""` raises unless the label is a string (a string compares
+-- only with a string) and is false for every string.
 -- Rows, cells and aggregates are known to be objects by a string key they hold (a row's
 -- dataCells, a cell's or an aggregate's string label): a decoded JSON array has no string
 -- keys, so they are not also looked at for an [1]. (A mixed Lua table built by hand, or a
@@ -243,8 +243,7 @@ local function scan(fm)
         local dc = rows[i].dataCells
         if dc[1] == nil and next(dc) ~= nil then return false end
         for j = 1, #dc do
-          local l = dc[j].label
-          if l .. "" ~= l then return false end
+          if dc[j].label < "" then return false end
         end
       end
     end
@@ -252,8 +251,7 @@ local function scan(fm)
     if aggs ~= nil and aggs ~= null then
       if aggs[1] == nil and next(aggs) ~= nil then return false end
       for i = 1, #aggs do
-        local l = aggs[i].label
-        if l .. "" ~= l then return false end
+        if aggs[i].label < "" then return false end
       end
     end
   end
