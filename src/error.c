@@ -187,12 +187,14 @@ static int sfr_status_retryable(long status)
 /* Calls the private cjson decode (at decode_idx) on the string at body_idx, which is passed
  * as is: the body is never copied again. Leaves the value, or nil and an error, on the
  * stack (two slots). Never raises for bad JSON: decode runs under pcall.
- * A decode builds one tree of new objects and leaves no garbage. When that tree will be
- * larger than the whole Lua heap is now (about four bytes of tree per byte of JSON), the
- * collector would traverse the tree being built at least once for nothing (about 3% of a
- * large report's decode on Lua 5.4): it is paused for the decode and resumed after, when
- * the host has it running (Lua 5.2+, where that can be asked). Not for smaller answers:
- * resuming makes the collector due at once, which costs more than a small decode saves. */
+ * A decode builds one tree of new objects (about 3.5 bytes per byte of JSON) and leaves no
+ * garbage. When the body is most of the Lua heap (the rest is less than half the body's
+ * size), the collector would mostly traverse the tree being built, for nothing (about 3%
+ * of a large report's decode on Lua 5.4), and there is little garbage it could free
+ * meanwhile: it is paused for the decode and resumed after, when the host has it running
+ * (Lua 5.2+, where that can be asked). Not otherwise: garbage already there would wait
+ * (peak memory), and resuming makes the collector due at once, which costs more than a
+ * small decode saves. */
 static void sfr_decode(lua_State *L, int decode_idx, int body_idx)
 {
     int rc;
@@ -201,7 +203,8 @@ static void sfr_decode(lua_State *L, int decode_idx, int body_idx)
     int paused = 0;
     if (lua_type(L, body_idx) == LUA_TSTRING) {
         (void)lua_tolstring(L, body_idx, &len);
-        paused = len / 256 > (size_t)lua_gc(L, LUA_GCCOUNT, 0) && lua_gc(L, LUA_GCISRUNNING, 0) > 0;
+        size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024;
+        paused = heap < len + len / 2 && lua_gc(L, LUA_GCISRUNNING, 0) > 0;
     }
     if (paused)
         lua_gc(L, LUA_GCSTOP, 0);
