@@ -11,8 +11,6 @@ local report = require "sfreports.report"
 local writers = require "sfreports.writers"
 local core = require "sfreports.core"
 
-local null = cjson.null
-
 -- A TABULAR result: NAME (string), AMOUNT (currency), STAGE (picklist); rows given as
 -- JSON text of their cells.
 local function tabular(rows_json, aggs)
@@ -49,12 +47,13 @@ describe("report shape scan", function()
   end)
 
   -- valid results the scan leaves to the careful check: read as before, not marked
+  local REST = ',{"label":"1","value":1},{"label":"b","value":"b"}]}'
   local CAREFUL = {
-    { "a null label", '{"dataCells":[{"label":null,"value":"a"},{"label":"1","value":1},{"label":"b","value":"b"}]}' },
-    { "a missing label", '{"dataCells":[{"value":"a"},{"label":"1","value":1},{"label":"b","value":"b"}]}' },
-    { "a number label", '{"dataCells":[{"label":42,"value":42},{"label":"1","value":1},{"label":"b","value":"b"}]}' },
-    { "a boolean label", '{"dataCells":[{"label":true,"value":"a"},{"label":"1","value":1},{"label":"b","value":"b"}]}' },
-    { "an object label", '{"dataCells":[{"label":{"x":1},"value":"a"},{"label":"1","value":1},{"label":"b","value":"b"}]}' },
+    { "a null label", '{"dataCells":[{"label":null,"value":"a"}' .. REST },
+    { "a missing label", '{"dataCells":[{"value":"a"}' .. REST },
+    { "a number label", '{"dataCells":[{"label":42,"value":42}' .. REST },
+    { "a boolean label", '{"dataCells":[{"label":true,"value":"a"}' .. REST },
+    { "an object label", '{"dataCells":[{"label":{"x":1},"value":"a"}' .. REST },
   }
   for _, case in ipairs(CAREFUL) do
     it("reads a result with " .. case[1] .. " through the careful check", function()
@@ -75,7 +74,8 @@ describe("report shape scan", function()
 
   -- bad shapes the scan stops at (by a raise or a mismatch): the careful check's message
   local REFUSED = {
-    { "a string cell", '{"dataCells":["Acme",{"label":"1","value":1}]}', "dataCells[1] is a string, expected an object" },
+    { "a string cell", '{"dataCells":["Acme",{"label":"1","value":1}]}',
+      "dataCells[1] is a string, expected an object" },
     { "a number cell", '{"dataCells":[5]}', "dataCells[1] is a number, expected an object" },
     { "a null cell", '{"dataCells":[null]}', "dataCells[1] is null, expected an object" },
     { "a boolean cell", '{"dataCells":[false]}', "dataCells[1] is false, expected an object" },
@@ -83,7 +83,8 @@ describe("report shape scan", function()
     { "a string row", '"row"', "rows[1] is a string, expected an object" },
     { "an array row", '[{"label":"a","value":"a"}]', "rows[1] is an array, expected an object" },
     { "string dataCells", '{"dataCells":"abc"}', "dataCells is a string, expected an array" },
-    { "object dataCells", '{"dataCells":{"a":{"label":"x"}}}', "dataCells is an object, expected an array" },
+    { "object dataCells", '{"dataCells":{"a":{"label":"x"}}}',
+      "dataCells is an object, expected an array" },
     { "numeric dataCells", '{"dataCells":3}', "dataCells is a number, expected an array" },
   }
   for _, case in ipairs(REFUSED) do
@@ -171,7 +172,7 @@ describe("decode and the collector", function()
     assert.are.equal(20000, #v.factMap["T!T"].rows)
     if _VERSION ~= "Lua 5.1" then -- the state can be asked on Lua 5.2+ only
       collectgarbage("stop")
-      v = assert(core.decode(big))
+      assert.are.equal(20000, #assert(core.decode(big)).factMap["T!T"].rows)
       assert.is_false(collectgarbage("isrunning"))
       collectgarbage("restart")
       v = assert(core.decode(big))
