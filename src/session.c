@@ -603,6 +603,39 @@ static const char *sfr_curl_kind(const sfr_request *r, int *retryable, int *sent
     }
 }
 
+/* Adds what the exchange cost to the table on top (a meta or an error): bytes_in (the
+ * response's header block and body as received), bytes_out (request head and body),
+ * elapsed (curl's total time, seconds), connection_reused (no new connection was made
+ * and one was used), target (the request target: path and query, never the host). */
+static void sfr_push_exchange(lua_State *L, sfr_request *r)
+{
+    curl_off_t down = 0, up = 0, total_us = 0;
+    long head = 0, req = 0, connects = 0;
+    char *url = NULL, *ip = NULL;
+    const char *t;
+    curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(r->easy, CURLINFO_HEADER_SIZE, &head);
+    curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &req);
+    curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+    curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_IP, &ip);
+    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+    lua_pushinteger(L, (lua_Integer)(down + head));
+    lua_setfield(L, -2, "bytes_in");
+    lua_pushinteger(L, (lua_Integer)(up + req));
+    lua_setfield(L, -2, "bytes_out");
+    lua_pushnumber(L, (lua_Number)total_us / 1e6);
+    lua_setfield(L, -2, "elapsed");
+    lua_pushboolean(L, connects == 0 && ip != NULL && ip[0] != '\0');
+    lua_setfield(L, -2, "connection_reused");
+    if (url != NULL && (t = strstr(url, "://")) != NULL) {
+        t = strchr(t + 3, '/');
+        lua_pushstring(L, t ? t : "/");
+        lua_setfield(L, -2, "target");
+    }
+}
+
 /* Pushes (value, meta) or (nil, err) for a finished request at index ri. decode_idx is the
  * cjson decode function. Frees the response buffers once they are no longer needed. */
 static int sfr_push_result(lua_State *L, int decode_idx, int ri)
@@ -645,6 +678,7 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         lua_setfield(L, -2, "request_sent");
         lua_pushinteger(L, (lua_Integer)r->result);
         lua_setfield(L, -2, "curl_code");
+        sfr_push_exchange(L, r);
         return 2;
     }
     {
@@ -671,13 +705,16 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         ok = !lua_isnil(L, -2);
         if (ok) {
             lua_pop(L, 1);
-            lua_createtable(L, 0, 4);
+            lua_createtable(L, 0, 9);
             lua_pushinteger(L, (lua_Integer)r->status);
             lua_setfield(L, -2, "status");
             lua_pushvalue(L, meta_idx);
             lua_setfield(L, -2, "headers");
+        }
+        if (lua_istable(L, -1)) { /* the meta, or the error: both tell the exchange */
             lua_getfield(L, meta_idx, "sforce-limit-info");
             lua_setfield(L, -2, "limit_info");
+            sfr_push_exchange(L, r);
         }
         return 2;
     }

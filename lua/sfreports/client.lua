@@ -6,6 +6,7 @@
 local errors = require "sfreports.errors"
 local ids = require "sfreports.ids"
 local json = require "sfreports.json"
+local observe = require "sfreports.observe"
 local options = require "sfreports.options"
 local secrets = require "sfreports.secrets"
 local send = require "sfreports.send"
@@ -44,8 +45,8 @@ local function connection_options(opts)
 end
 
 -- The first token and instance URL: from the options, or from an auth flow.
--- Returns token, url, flow (or nil) | nil, err.
-local function first_token(opts, bag)
+-- Returns token, url, flow (or nil) | nil, err. observer: the client's sfreports.observe.
+local function first_token(opts, bag, observer)
   if opts.auth == nil then
     local url, uerr = options.instance_url(opts.instance_url)
     if not url then return nil, uerr end
@@ -61,7 +62,9 @@ local function first_token(opts, bag)
     return token, url
   end
   local auth = require "sfreports.auth"
-  local flow, ferr = auth.new(opts.auth, connection_options(opts), bag)
+  local flow, ferr = auth.new(opts.auth, connection_options(opts), bag, function(method, v, meta, started)
+    observer:answer(method, v, meta, started) -- a token request (never its body)
+  end)
   if not flow then return nil, ferr end
   local token, info = flow:fetch(nil)
   if not token then return nil, bag:scrub_error(info) end
@@ -79,11 +82,14 @@ function M.new(opts)
   local version, verr = options.api_version(opts.api_version or M.DEFAULT_API_VERSION)
   if not version then return nil, verr end
   local bag = secrets.new()
-  local token, url, flow = first_token(opts, bag)
+  local retries = opts.retries or options.DEFAULT_RETRIES
+  local observer = observe.new(opts.on_request, bag, retries)
+  local ends = opts.budget and observer.created + opts.budget or nil
+  local token, url, flow = first_token(opts, bag, observer)
   if not token then return nil, url end
   local self = setmetatable({
-    api_version = version, instance_url = url, limits = nil, secrets = bag,
-    _describe_cache = {}, _flow = flow,
+    api_version = version, instance_url = url, limit_info = nil, secrets = bag,
+    observer = observer, _describe_cache = {}, _flow = flow,
   }, Client)
   local conn = connection_options(opts)
   conn.base_url, conn.token, conn.api_version = url, token, version
@@ -97,12 +103,13 @@ function M.new(opts)
   }
   self.sender = send.new({
     transport = t, bag = bag, sleep = opts.sleep,
-    retries = opts.retries or options.DEFAULT_RETRIES,
+    retries = retries,
     retry_base = opts.retry_base or options.DEFAULT_RETRY_BASE,
     timeout = opts.timeout or M.DEFAULT_TIMEOUT,
+    observer = observer, ends = ends, budget = opts.budget,
     renew = flow and function(tr, left) return flow:fetch(tr, left) end or nil,
     on_token = opts.on_token,
-    on_limits = function(parsed) self.limits = parsed end,
+    on_limits = function(parsed) self.limit_info = parsed end,
   })
   return self
 end
@@ -432,6 +439,27 @@ function Client:close()
   if self.transport then self.transport:close() end
 end
 Client.__close = Client.close
+
+-- observe (sfreports.observe)
+
+-- Counts since the client was made: requests, retries, renewals, runs, polls, bytes, the
+-- latest api usage Salesforce reported, and the runs this client made in the last hour
+-- against the org's documented hourly limits (see README, "Seeing what it does").
+function Client:usage()
+  return self.observer:usage()
+end
+
+-- The org's limits (GET /services/data/vXX.X/limits), decoded: { DailyApiRequests =
+-- { Max =, Remaining = }, HourlySyncReportRuns = ..., ... }, or nil, err.
+function Client:limits(timeout)
+  local decoded, err = self:send({ method = "GET", timeout = timeout,
+    path = "/services/data/v" .. self.api_version .. "/limits" })
+  if decoded == nil then return nil, err end
+  if type(decoded) ~= "table" then
+    return nil, errors.new("decode", "the limits resource did not answer with a JSON object")
+  end
+  return decoded
+end
 
 M.Client = Client
 

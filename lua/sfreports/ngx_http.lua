@@ -7,7 +7,8 @@
 --     armed with what is left, so a server trickling one byte a second still times out;
 --     `stall_timeout` bounds each silence on its own;
 --   * a gzip body is inflated as it arrives (core.inflater) and stopped at max_response.
---   perform(t, ngx, plan, deadline, limit_s) -> status, headers, body | nil, err
+--   perform(t, ngx, plan, deadline, limit_s, io?) -> status, headers, body | nil, err
+--   (io, when given, receives what the exchange cost: bytes_in, bytes_out, connection_reused)
 -- t is the transport (connect_timeout, stall_timeout, max_response, verify, _connects);
 -- plan is the built request: scheme, host, port, pool, head, body?, method.
 local core = require "sfreports.core"
@@ -93,6 +94,7 @@ function Reader:fill()
     return nil, err
   end
   self.got = self.got + #data
+  self.x.bytes_in = self.x.bytes_in + #data
   if self.pos > #self.buf then
     self.buf = data
   else
@@ -390,7 +392,7 @@ end
 local function exchange(x, ngx)
   local sock, reused = connect(x, ngx)
   if not sock then return nil, reused end
-  x.sock, x.sent = sock, false
+  x.sock, x.sent, x.reused = sock, false, reused > 0
   local armed = arm(x)
   if not armed then
     sock:close()
@@ -403,6 +405,7 @@ local function exchange(x, ngx)
     return nil, wait_error(x, err, "sending to"), reused > 0 and err ~= "timeout"
   end
   x.sent = true
+  x.bytes_out = x.bytes_out + #plan.head + (plan.body and #plan.body or 0)
   local r = new_reader(x)
   local status, headers, version = read_head(x, r)
   if not status then
@@ -427,13 +430,14 @@ end
 -- perform(t, ngx, plan, deadline, limit_s): one request, with one retry on a fresh
 -- connection when a pooled one turns out closed; both within the same deadline.
 -- limit_s is the total time allowed (for messages). Returns status, headers, body | nil, err.
-function M.perform(t, ngx, plan, deadline, limit_s)
+function M.perform(t, ngx, plan, deadline, limit_s, io)
   local x = { t = t, plan = plan, deadline = deadline, limit_s = limit_s,
-    where = format("%s:%d", plan.host, plan.port), sent = false }
+    where = format("%s:%d", plan.host, plan.port), sent = false, bytes_in = 0, bytes_out = 0, reused = false }
   local status, headers, body = exchange(x, ngx)
   if not status and body then
     status, headers, body = exchange(x, ngx)
   end
+  if io then io.bytes_in, io.bytes_out, io.connection_reused = x.bytes_in, x.bytes_out, x.reused end
   if not status then return nil, headers end
   return status, headers, body
 end

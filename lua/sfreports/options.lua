@@ -37,6 +37,7 @@ M.CLIENT = {
   on_token = "function", retries = { "number", integer = true, min = 0, max = 100 },
   retry_base = { "number", min = 0, max = 60 }, transport = "string",
   max_concurrent_sync = COUNT, max_concurrent_fetch = COUNT,
+  on_request = "function", budget = SECONDS,
 }
 
 M.RUN = {

@@ -158,7 +158,10 @@ end
 -- Classifies a finished exchange exactly as the C session does.
 local function finish(plan, status, headers, body)
   local value, err = classify(status, headers["content-type"], body, headers, plan.allow_empty, plan.raw)
-  if value == nil then return nil, err end
+  if value == nil then
+    err.limit_info = headers["sforce-limit-info"]
+    return nil, err
+  end
   return value, { status = status, headers = headers, limit_info = headers["sforce-limit-info"] }
 end
 
@@ -183,9 +186,14 @@ local function perform_plan(self, ngx, plan)
   if plan.timeout and (limit_s <= 0 or plan.timeout < limit_s) then limit_s = plan.timeout end
   local deadline = limit_s > 0 and monotime() + limit_s or math.huge
   self._requests = self._requests + 1
-  local status, headers, body = http.perform(self, ngx, plan, deadline, limit_s)
-  if not status then return nil, headers end
-  return finish(plan, status, headers, body)
+  local io, started = {}, monotime()
+  local status, headers, body = http.perform(self, ngx, plan, deadline, limit_s, io)
+  local value, meta
+  if status then value, meta = finish(plan, status, headers, body) else meta = headers end
+  -- what the exchange cost, as the libcurl session reports it (meta or error)
+  meta.bytes_in, meta.bytes_out, meta.connection_reused = io.bytes_in, io.bytes_out, io.connection_reused
+  meta.elapsed, meta.target = monotime() - started, plan.target
+  return value, meta
 end
 
 -- Sends a framed plan (or returns perr when there is none) and waits for the answer:

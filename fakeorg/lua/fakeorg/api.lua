@@ -111,6 +111,7 @@ local function run_sync(ctx, report)
   end
   local doc, err = engine.run(report, override, include_details(override))
   if not doc then return api_error(err) end
+  state.bump("runs:sync")
   sleep_for_sync(report)
   doc.head.attributes = report_attributes(ctx, report)
   return out.result(200, doc)
@@ -130,6 +131,7 @@ local function query(ctx)
   local plan, err = engine.plan(base, override)
   if not plan then return api_error(err) end
   local doc = engine.execute(plan, include_details(override))
+  state.bump("runs:sync")
   local url = ctx.base .. "/reports/null"
   doc.head.attributes = { type = "Report", reportId = null, reportName = base.name,
     describeUrl = url .. "/describe", instancesUrl = url .. "/instances" }
@@ -148,6 +150,7 @@ local function create_instance(ctx, report)
     if not plan then return api_error(err) end
   end
   local inst = instances.create(report, include_details(override), override)
+  state.bump("runs:async")
   return out.json(200, instances.summary(inst, ctx.base))
 end
 
@@ -226,6 +229,26 @@ local function analytics(ctx, path)
   return out.not_found()
 end
 
+-- GET /services/data/vNN.N/limits: the org's limits as Salesforce lists them (Max and
+-- Remaining). The daily API count is the one Sforce-Limit-Info reports; the hourly report
+-- runs count the runs this server accepted since its last reset.
+local function limits(used, limit)
+  local s = state.stats()
+  local function entry(max, n) return { Max = max, Remaining = math.max(max - n, 0) } end
+  return out.json(200, {
+    DailyApiRequests = entry(limit, used),
+    ConcurrentAsyncGetReportInstances = entry(200, 0),
+    ConcurrentSyncReportRuns = entry(20, 0),
+    HourlyAsyncReportRuns = entry(1200, s.async_runs),
+    HourlySyncReportRuns = entry(500, s.sync_runs),
+    HourlyDashboardRefreshes = entry(200, 0),
+    HourlyDashboardResults = entry(5000, 0),
+    HourlyDashboardStatuses = entry(999999999, 0),
+    DailyAsyncApexExecutions = entry(250000, 0),
+    DailyBulkApiBatches = entry(15000, 0),
+  })
+end
+
 function api.handle()
   local uri = ngx.var.uri
   state.request_started(uri)
@@ -245,6 +268,10 @@ function api.handle()
   ngx.header["Sforce-Limit-Info"] = ("api-usage=%d/%d"):format(used, limit)
   if not state.token_valid(bearer()) then
     return out.error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+  end
+  if rest == "/limits" or rest == "/limits/" then
+    if ngx.req.get_method() ~= "GET" then return method_not_allowed({ method = ngx.req.get_method() }, "GET") end
+    return limits(used, limit)
   end
   local path = rest:match("^/analytics(/.*)$")
   if not path then return out.not_found() end

@@ -145,7 +145,8 @@ function state.stats()
   local s = stats_dict()
   local out = { requests = s:get("requests") or 0, connections = s:get("connections") or 0,
     gzip = s:get("gzip") or 0, max_concurrent = s:get("max_concurrent") or 0,
-    inflight = s:get("inflight") or 0, by_path = {}, instance_polls = {} }
+    inflight = s:get("inflight") or 0, by_path = {}, instance_polls = {},
+    sync_runs = s:get("runs:sync") or 0, async_runs = s:get("runs:async") or 0 }
   for _, key in ipairs(s:get_keys(0)) do
     local path = key:match("^path:(.*)$")
     if path then out.by_path[path] = s:get(key) end
