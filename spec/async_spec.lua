@@ -334,8 +334,8 @@ describe("sfreports.async", function()
       for _, i in ipairs({ 3, 4, 5 }) do assert.is_nil(reports[i]) end
       -- the malformed id sent nothing: 3 sync runs + 3 POSTs + their polls
       assert.is_true(org:stats().requests - before >= 6)
-      assert.truthy(client.limits and client.limits["api-usage"])
-      assert.equal(15000, client.limits["api-usage"].max)
+      assert.truthy(client.limit_info and client.limit_info["api-usage"])
+      assert.equal(15000, client.limit_info["api-usage"].max)
     end)
 
     it("gives a never-finishing instance a timeout error with its id while the rest finish", function()

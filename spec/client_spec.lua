@@ -39,7 +39,7 @@ describe("client against the fake org", function()
     assert.equal(200, meta.status)
     assert.equal("gzip", meta.headers["content-encoding"])
     assert.same(assert(client:describe(R.tabular_small.id)), assert(fakeorg.decode(text)))
-    assert.is_table(client.limits) -- Sforce-Limit-Info is read from raw answers too
+    assert.is_table(client.limit_info) -- Sforce-Limit-Info is read from raw answers too
     local again = assert(client:describe(R.tabular_small.id, { raw = true }))
     assert.equal("string", type(again))
     assert.same(fakeorg.decode(text), fakeorg.decode(again))
@@ -183,8 +183,8 @@ describe("client against the fake org", function()
 
   it("exposes the Sforce-Limit-Info usage", function()
     assert(client:describe(R.tabular_small.id))
-    assert.is_table(client.limits["api-usage"])
-    assert.is_number(client.limits["api-usage"].used)
+    assert.is_table(client.limit_info["api-usage"])
+    assert.is_number(client.limit_info["api-usage"].used)
   end)
 
   describe("errors", function()

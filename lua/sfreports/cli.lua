@@ -169,6 +169,7 @@ function cli.main(args, env, io_streams)
   end
   s:discard_output() -- a run that did not finish its output leaves -o FILE alone
   if s._client then pcall(s._client.close, s._client) end
+  if s._trace_file then require("sfreports.cli.trace").close(s) end
   return status
 end
 

@@ -32,6 +32,9 @@ local OPTIONS = {
   ["--retries"] = { key = "retries", arity = "value", scope = "all" },
   ["--stall-timeout"] = { key = "stall_timeout", arity = "value", scope = "all" },
   ["--quiet"] = { key = "quiet", arity = "flag", scope = "all" },
+  ["--verbose"] = { key = "verbose", arity = "flag", scope = "all" },
+  ["-v"] = { key = "verbose", arity = "flag", scope = "all" },
+  ["--trace-json"] = { key = "trace_json", arity = "value", scope = "all" },
   ["-q"] = { key = "quiet", arity = "flag", scope = "all" },
   ["--help"] = { key = "help", arity = "flag", scope = "all" },
   ["-h"] = { key = "help", arity = "flag", scope = "all" },
@@ -169,6 +172,7 @@ function argv.check(o, command, seen)
     checked.retries = n
   end
   if o.org ~= nil and o.org == "" then usage_error("--org needs an alias") end
+  if o.trace_json ~= nil and o.trace_json == "" then usage_error("--trace-json needs a file name (- for standard error)") end
   return checked
 end
 

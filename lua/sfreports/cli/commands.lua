@@ -43,7 +43,7 @@ function Session:wait(client, inst)
   local sleep = self.sleep or core.sleep
   local progress = self:progress_fn()
   local start = clock()
-  local opts = { timeout = self.timeout }
+  local opts = { timeout = self:time_left() } -- what is left of --timeout
   opts.sleep = function(seconds)
     if progress then progress(inst, clock() - start, false) end
     local ok, e = pcall(sleep, seconds)
@@ -99,7 +99,12 @@ function commands.run(s, args)
     end
     report, err = client:run_all(args[1], ropts)
     if not report then return s:fail_err(err) end
-    return s:write_report(report, true)
+    local status = s:write_report(report, true)
+    if s.rows_written and not o.quiet and s:is_tty() then
+      -- on a terminal: what the pull cost (rows, runs, time, API usage)
+      s.stderr:write("sfreports: ", s:scrub(require("sfreports.cli.trace").summary(s.rows_written, client:usage())), "\n")
+    end
+    return status
   end
   if o.async or o.no_wait then
     local inst

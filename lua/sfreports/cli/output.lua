@@ -67,6 +67,7 @@ function Session:write_report(report, paged)
   if not out then return self:fail(oerr) end
   local n, err = self:write_rows(report, out, self.o.raw)
   if not n then return self:fail("cannot write the output: " .. tostring(err)) end
+  self.rows_written = n
   if paged and (report.error or report.all_data == false) then
     -- a page failed after some rows were written: never let that pass as a complete pull
     -- (and -o FILE is not replaced by the part that arrived)

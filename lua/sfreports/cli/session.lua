@@ -162,6 +162,7 @@ Session.raised_message = raised_message
 local function describe_error(err)
   if type(err) ~= "table" then return tostring(err) end
   local msg = tostring(err.message or err)
+  if type(err.budget) == "number" then msg = format("--timeout %g s ran out", err.budget) end
   local extra = {}
   if err.code and err.code ~= "" and not find(msg, tostring(err.code), 1, true) then
     extra[#extra + 1] = tostring(err.code)
@@ -194,15 +195,29 @@ local function clean_token(t)
   return rest or t
 end
 
--- The options of sfreports.new that come from the command line.
+-- The options of sfreports.new that come from the command line: --timeout is the budget
+-- of the whole command (every request, retry, wait and page), from the client's making.
+-- Returns the options, or nil and a message (a --trace-json file that cannot be written).
 function Session:client_options(sfreports)
   local c = self.checked or {}
-  local opts = { timeout = c.timeout, retries = c.retries, stall_timeout = c.stall_timeout,
+  local budget = c.timeout and math.min(c.timeout, 2147483) or nil
+  local opts = { timeout = budget, budget = budget, retries = c.retries, stall_timeout = c.stall_timeout,
     user_agent = "sfreports-cli/" .. tostring(sfreports.VERSION),
     -- tokens issued by an auth flow (--org) are scrubbed from every message like SF_ACCESS_TOKEN
     on_token = function(token) self:add_secret(token) end }
   if self.o.api_version then opts.api_version = self.o.api_version end
+  -- -v, --trace-json, retries on a terminal (sfreports.cli.trace)
+  local hook, herr = require("sfreports.cli.trace").hook(self)
+  if herr then return nil, herr end
+  opts.on_request = hook
   return opts
+end
+
+-- Seconds left of the command's --timeout (nil without one).
+function Session:time_left()
+  if not self.timeout then return nil end
+  local now = require("sfreports.core").monotime()
+  return math.max(self.timeout - (now - (self.started or now)), 0.001)
 end
 
 local function org_client(self, sfreports, opts)
@@ -243,7 +258,9 @@ function Session:client()
   if not ok then
     return nil, "cannot load the sfreports library (is it built? run `make` in the checkout): " .. tostring(sfreports)
   end
-  local opts = self:client_options(sfreports)
+  self.started = require("sfreports.core").monotime()
+  local opts, oerr = self:client_options(sfreports)
+  if not opts then return nil, oerr end
   local client, err
   if self.o.org then
     client, err = org_client(self, sfreports, opts)
