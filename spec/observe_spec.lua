@@ -43,7 +43,7 @@ local function count(list, pred)
 end
 
 describe("on_request, usage() and limits()", function()
-  local org, srv
+  local org, srv, example
   local root = nginx.root()
 
   setup(function()
@@ -51,13 +51,18 @@ describe("on_request, usage() and limits()", function()
     org = fakeorg.start()
     local ok, err = pcall(function()
       srv = nginx.start({ conf = CONF, vars = { ROOT = root } })
+      example = nginx.start({ template = root .. "/examples/nginx/nginx.conf",
+        env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token },
+        vars = { SFREPORTS = root, CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" } })
     end)
     if not ok then
+      if srv then srv:stop() end
       nginx.stop_orgs({ org })
       error(err, 0)
     end
   end)
   teardown(function()
+    if example then example:stop() end
     if srv then srv:stop() end
     if org then nginx.stop_orgs({ org }) end
   end)
@@ -264,6 +269,30 @@ describe("on_request, usage() and limits()", function()
       for _, s in ipairs(out.seen) do assert.equal("/hook_raises", s.uri) end
       assert.matches("#3", out.last_hook_error, 1, true)
     end)
+
+  it("the nginx example logs a JSON line per failed exchange, from the request it served", function()
+    org:control("fault", { kind = "html502", count = 1, path = "/reports/" .. IDS.sync })
+    local status, body = example:request("/reports/" .. IDS.sync .. ".csv")
+    assert.equal(200, status, body)
+    assert.equal(2, org:stats().requests)
+    local lines = {}
+    for json_text in example:error_log():gmatch("sfreports (%b{})") do
+      lines[#lines + 1] = fakeorg.decode(json_text)
+    end
+    -- error_log warn: the 502 (a problem) is logged, the 200 that followed (INFO) is not
+    assert.equal(1, #lines)
+    local rec = lines[1]
+    assert.equal(502, rec.status)
+    assert.equal("http", rec.error)
+    assert.equal("GET", rec.method)
+    assert.equal("run_sync", rec.op)
+    assert.equal(IDS.sync, rec.report_id)
+    assert.is_number(rec.retry_in)
+    assert.equal(1, rec.attempt)
+    assert.equal("/reports/" .. IDS.sync .. ".csv", rec.request)
+    assert.matches("^%x+$", rec.request_id)
+    assert.is_nil(example:error_log():find(org.token, 1, true))
+  end)
 
   it("usage() works without a hook and counts what the server counted", function()
     local c = assert(sfreports.new(options()))

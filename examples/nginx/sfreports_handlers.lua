@@ -52,6 +52,8 @@ end
 function M.client(overrides)
   local opts = {}
   for k, v in pairs(overrides or {}) do opts[k] = v end
+  -- one JSON line per exchange with Salesforce in the error log (sfreports_log.lua)
+  if opts.on_request == nil then opts.on_request = require("sfreports_log").on_request end
   local client, err = sfreports.from_env(opts)
   if not client then return send_error(err) end
   return client
