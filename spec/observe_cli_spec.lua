@@ -81,8 +81,9 @@ describe("sfreports -v, --trace-json, retries and summaries", function()
     assert.is_true(stats.sync_runs >= 3)
     local runs = 0
     for _, line in ipairs(lines) do
-      local method, path, status, ms, attempt, of = line:match(
-        "^sfreports: (%u+) (/services/data/v[%d.]+/analytics/%S+) %-> (%d+), (%d+) ms, %d+ [KM]?B in, %d+ [KM]?B out, attempt (%d)/(%d)")
+      local method, path, status, ms, attempt, of = line:match("^sfreports: (%u+) "
+        .. "(/services/data/v[%d.]+/analytics/%S+) %-> (%d+), (%d+) ms, "
+        .. "%d+ [KM]?B in, %d+ [KM]?B out, attempt (%d)/(%d)")
       assert.is_truthy(method, line)
       assert.equal("200", status)
       assert.is_truthy(tonumber(ms))

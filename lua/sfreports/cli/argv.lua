@@ -172,7 +172,9 @@ function argv.check(o, command, seen)
     checked.retries = n
   end
   if o.org ~= nil and o.org == "" then usage_error("--org needs an alias") end
-  if o.trace_json ~= nil and o.trace_json == "" then usage_error("--trace-json needs a file name (- for standard error)") end
+  if o.trace_json ~= nil and o.trace_json == "" then
+    usage_error("--trace-json needs a file name (- for standard error)")
+  end
   return checked
 end
 

@@ -102,7 +102,8 @@ function commands.run(s, args)
     local status = s:write_report(report, true)
     if s.rows_written and not o.quiet and s:is_tty() then
       -- on a terminal: what the pull cost (rows, runs, time, API usage)
-      s.stderr:write("sfreports: ", s:scrub(require("sfreports.cli.trace").summary(s.rows_written, client:usage())), "\n")
+      local line = require("sfreports.cli.trace").summary(s.rows_written, client:usage())
+      s.stderr:write("sfreports: ", s:scrub(line), "\n")
     end
     return status
   end

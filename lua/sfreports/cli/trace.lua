@@ -136,7 +136,9 @@ function M.summary(rows, usage)
     format("%d request%s", usage.requests, usage.requests == 1 and "" or "s"),
     format("%.1f s", usage.seconds),
   }
-  if usage.retries > 0 then parts[#parts + 1] = format("%d retr%s", usage.retries, usage.retries == 1 and "y" or "ies") end
+  if usage.retries > 0 then
+    parts[#parts + 1] = format("%d retr%s", usage.retries, usage.retries == 1 and "y" or "ies")
+  end
   local api = usage.api_usage
   if api then parts[#parts + 1] = format("API usage %s/%s", thousands(api.used), thousands(api.max)) end
   return table.concat(parts, ", ")
