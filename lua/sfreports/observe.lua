@@ -58,8 +58,7 @@ end
 -- what a request target is
 
 -- op, report_id, instance_id, dashboard_id of a method and request target.
-local function classify(method, target)
-  if type(target) ~= "string" then return "other" end
+local function classify_target(method, target)
   local path = match(target, "^[^?#]*")
   local rest = match(path, "/analytics/(.*)$")
   if rest then
@@ -82,6 +81,25 @@ local function classify(method, target)
   if find(path, "/oauth2/token", 1, true) then return "token" end
   if match(path, "^/services/data/v[%d.]+/limits/?$") then return "limits" end
   return "other"
+end
+
+-- The same, remembered per target (targets repeat: pages, polls, describes); the op of
+-- a target depends on the method only for .../instances and .../instances/{id}.
+local classified, n_classified = {}, 0
+local function classify(method, target)
+  if type(target) ~= "string" then return "other" end
+  local c = classified[target]
+  if c == nil then
+    if n_classified >= M.PATH_CACHE * 4 then classified, n_classified = {}, 0 end
+    c = { classify_target("GET", target) }
+    c.post = classify_target("POST", target)
+    c.delete = classify_target("DELETE", target)
+    classified[target] = c
+    n_classified = n_classified + 1
+  end
+  local op = c[1]
+  if method == "POST" then op = c.post elseif method == "DELETE" then op = c.delete end
+  return op, c[2], c[3], c[4]
 end
 M.classify = classify
 
