@@ -29,7 +29,7 @@ Credentials:
 Options for every command:
   --org ALIAS          use the Salesforce CLI login ALIAS instead of SF_* variables
   --api-version V      API version (default: SF_API_VERSION, else the library's)
-  --timeout SECONDS    limit for each request, and for waiting on an asynchronous run
+  --timeout SECONDS    budget of the whole command: every request, retry, wait and page
   --retries N          how many times a failed request is tried again (default: the
                        library's; 0 never retries)
   --stall-timeout S    give up on a response that sends nothing for S seconds
@@ -38,6 +38,9 @@ Options for every command:
   -o, --output FILE    write to FILE instead of standard output (- is standard output);
                        FILE is replaced only when the command succeeds
   -q, --quiet          no progress or notes on standard error (errors still appear)
+  -v, --verbose        one line per HTTP exchange on standard error (method, path,
+                       status, ms, bytes, attempt; never a token)
+  --trace-json FILE    the same as JSON lines, appended to FILE (- is standard error)
   --progress           progress of asynchronous runs on standard error even when it is
                        not a terminal (by default only a terminal gets it)
   -h, --help           help (also: sfreports help COMMAND)
@@ -90,7 +93,7 @@ Running:
                         on standard error (see --progress, --quiet)
   --no-wait             start an asynchronous run, print its instance id and exit
                         (then: sfreports fetch REPORT_ID INSTANCE_ID)
-  --timeout SECONDS     request limit; with --async also the limit for waiting
+  --timeout SECONDS     budget of the whole command (requests, retries, the wait, pages)
   --delete-on-interrupt with --async: delete the asynchronous run when Ctrl-C stops the wait
                         (without it, the message names the fetch and delete commands)
   --all                 page past the 2,000-row limit (several runs, each split by a filter)
