@@ -41,7 +41,8 @@ SOURCES = $(wildcard src/*.c) $(wildcard src/*.h)
 BUSTED = $(LUA) /usr/bin/busted
 SPEC_PATHS = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all deps test test-all test-one demo env install clean lint sanitize memcheck bench fuzz
+.PHONY: all deps test test-all test-one demo env install clean lint sanitize memcheck bench fuzz \
+	spec-cores nginx-example
 
 all: $(CORE)
 
@@ -49,11 +50,22 @@ $(CORE): $(SOURCES)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LIBFLAG) -o $@ src/core.c $(ALL_LIBS)
 
+# What every spec run needs besides the core under test: the plain build for $(LUA)
+# (bin/sfreports, run as a child process by the CLI specs, loads build/<interpreter>/),
+# and the build for LuaJIT (the nginx workers of the fake org, which verify JWTs with it,
+# and of the nginx specs).
+LUAJIT_CORE = build/luajit/sfreports/core.so
+ifneq ($(LUA),luajit)
+$(LUAJIT_CORE): $(SOURCES)
+	@$(MAKE) --no-print-directory LUA=luajit all
+endif
+spec-cores: $(CORE) $(LUAJIT_CORE)
+
 deps:
 	@bash .ci/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory spec-cores
 	$(SPEC_PATHS) $(BUSTED) --cpath='$(BUILD)/?.so' spec
 
 # The whole suite on every runtime, each with its own build of the C core (the nginx
@@ -68,7 +80,7 @@ test-all: deps
 	if [ -n "$$failed" ]; then echo "test-all: FAILED on:$$failed" >&2; exit 1; fi; \
 	echo "test-all: passed on $(RUNTIMES)"
 
-test-one:
+test-one: spec-cores
 	$(SPEC_PATHS) $(BUSTED) --cpath='$(BUILD)/?.so' spec
 
 demo: deps
@@ -94,14 +106,18 @@ install: $(CORE)
 VALGRIND = valgrind --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--show-leak-kinds=definite,indirect --error-exitcode=9 --track-fds=no
 memcheck: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory spec-cores
 	$(SPEC_PATHS) SFREPORTS_UNDER_VALGRIND=1 $(VALGRIND) $(BUSTED) --cpath='$(BUILD)/?.so' spec
 
 # The C core built with AddressSanitizer + UndefinedBehaviorSanitizer (any UB aborts), and
 # the whole spec suite run against it (lua5.4 only). The specs run under fuzz/lua_host.c, a
 # minimal lua5.4 interpreter linked with the sanitizer runtime: preloading the runtime
 # into the stock lua5.4 instead would leak LD_PRELOAD into nginx and curl(1), which the
-# specs start (curl hangs under it). Leak detection is off: busted exits through os.exit
+# specs start (curl hangs under it). Child interpreters the specs start by name (`lua5.4
+# examples/...`, bin/sfreports) are that host too: $(SAN_BUILD)/bin/lua5.4 comes first
+# on PATH. The stock lua5.4 would refuse the instrumented core they inherit through
+# LUA_CPATH ("ASan runtime does not come first"). The CLI specs' children load the plain
+# build (bin/sfreports finds build/lua5.4 itself), hence spec-cores. Leak detection is off: busted exits through os.exit
 # with the Lua state, curl and OpenSSL globals still allocated, which LeakSanitizer reports
 # as noise; leaks are what `make memcheck` (valgrind, with stacks into src/) is for.
 SAN_CC ?= gcc
@@ -109,6 +125,7 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 SAN_BUILD = build/sanitize/lua5.4
 SAN_CORE = $(SAN_BUILD)/sfreports/core.so
 SAN_LUA = $(SAN_BUILD)/lua_host
+SAN_BIN = $(SAN_BUILD)/bin
 SAN_ENV = SFREPORTS_UNDER_SANITIZER=1 \
 	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -119,8 +136,12 @@ $(SAN_CORE): $(SOURCES)
 $(SAN_LUA): fuzz/lua_host.c
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) -I/usr/include/lua5.4 -o $@ fuzz/lua_host.c -llua5.4
+$(SAN_BIN)/lua5.4: $(SAN_LUA)
+	@mkdir -p $(dir $@)
+	ln -sf ../lua_host $@
 sanitize: deps
-	@$(MAKE) --no-print-directory $(SAN_CORE) $(SAN_LUA)
+	@$(MAKE) --no-print-directory LUA=lua5.4 spec-cores $(SAN_CORE) $(SAN_LUA) $(SAN_BIN)/lua5.4
+	PATH='$(CURDIR)/$(SAN_BIN)':"$$PATH" \
 	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(SAN_BUILD)/?.so;;' \
 		$(SAN_ENV) $(SAN_LUA) /usr/bin/busted --cpath='$(SAN_BUILD)/?.so' spec
 
