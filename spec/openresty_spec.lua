@@ -240,6 +240,81 @@ describe("sfreports inside nginx", function()
       assert.is_true(org:stats().instance_polls[inst.id] >= 2) -- it did poll, then waited
     end)
 
+    it("mark a truncated report (X-Report-Truncated: true) and a complete one (false)", function()
+      local truncated = assert(client:run_sync(R.tabular_5k.id))
+      assert.is_true(truncated.truncated) -- 2,000 of 5,000 rows
+      local status, body, headers = example:request("/reports/" .. R.tabular_5k.id .. ".csv")
+      assert.equal(200, status, body)
+      assert.equal("true", headers["x-report-truncated"])
+      assert_same_bytes(csv_of(truncated), body, "truncated CSV")
+      status, body, headers = example:request("/reports/" .. R.tabular_small.id .. ".csv")
+      assert.equal(200, status, body)
+      assert.equal("false", headers["x-report-truncated"])
+      -- an asynchronous run's result is capped the same way
+      status, body = example:request("/reports/" .. R.tabular_5k.id .. "/runs", { method = "POST" })
+      assert.equal(202, status, body)
+      local inst = decode(body)
+      status, body, headers = example:request(inst.csv_url)
+      assert.equal(200, status, body)
+      assert.equal("true", headers["x-report-truncated"])
+      status, body = example:request(inst.csv_url .. "?all=1")
+      assert.equal(400, status)
+      assert.matches("/reports/" .. R.tabular_5k.id .. ".csv?all=1", decode(body).message, 1, true)
+    end)
+
+    it("stream every row with ?all=1 (run_all), as the library's paged CSV", function()
+      local parts = {}
+      local paged = assert(client:run_all(R.tabular_5k.id))
+      assert(paged:write("csv", function(s) parts[#parts + 1] = s return true end))
+      assert.is_true(paged.all_data)
+      assert.equal(R.tabular_5k.rows, paged.stats.rows)
+      local expected = table.concat(parts)
+      org:reset()
+      local status, body, headers = example:request("/reports/" .. R.tabular_5k.id .. ".csv?all=1")
+      assert.equal(200, status, body)
+      assert.equal("false", headers["x-report-truncated"])
+      assert.equal("chunked", headers["transfer-encoding"])
+      assert_same_bytes(expected, body, "every row")
+      assert.is_true(org:stats().requests >= 1 + paged.stats.pages) -- describe + the pages
+      status, body = example:request("/reports/" .. R.tabular_5k.id .. ".csv?all=1&details=0")
+      assert.equal(400, status)
+      assert.equal("invalid", decode(body).error)
+    end)
+
+    it("abort a CSV stream whose later page fails, never a 200 that looks complete", function()
+      local runs = R.tabular_5k.id .. "%?includeDetails"
+      -- a page fails before anything went out: an ordinary JSON error
+      org:control("fault", { kind = "invalid_json", count = 100, after = 1, path = runs })
+      local status, body = example:request("/reports/" .. R.tabular_5k.id .. ".csv?all=1")
+      assert.equal(502, status, body)
+      assert.equal("decode", decode(body).error)
+      -- only the last page fails: rows went out already (the 4,000 before it are more
+      -- than 64 KB of CSV). How many runs the whole report takes, counted at the org:
+      org:reset()
+      local paged = assert(client:run_all(R.tabular_5k.id))
+      for _ in paged:rows() do end
+      assert.is_true(paged.all_data)
+      local n = org:stats().by_path[API .. "/reports/" .. R.tabular_5k.id]
+      assert.is_true(n >= 3, n)
+      org:reset()
+      org:control("fault", { kind = "invalid_json", count = 100, after = n - 1, path = runs })
+      local file = example.dir .. "/aborted.csv"
+      local out = nginx.run(("curl -s -o %s -w '%%{http_code} %%{exitcode}' %s"):format(shell_quote(file),
+        shell_quote(example.url .. "/reports/" .. R.tabular_5k.id .. ".csv?all=1")))
+      assert.equal("200 18", out) -- 18: transfer closed with outstanding read data remaining
+      body = fakeorg.read_file(file)
+      assert.is_true(#body > 65536, #body)
+      assert.is_nil(body:find("^{")) -- CSV rows, not an error document
+      local log
+      for _ = 1, 40 do
+        log = example:error_log()
+        if log:find("response aborted", 1, true) then break end
+        nginx.run("sleep 0.05")
+      end
+      assert.matches("CSV stream failed, response aborted: sfreports: decode error", log, 1, true)
+      assert.is_nil(log:find(org.token, 1, true))
+    end)
+
     it("answer errors as JSON with a status, without the token", function()
       local status, body = example:request("/reports/00OFk00000A0001MAC.csv") -- bad checksum
       assert.equal(400, status)
