@@ -4,6 +4,7 @@
 #   make demo              the main job against the bundled fake org
 #   make env               prints the exports that run the library from this checkout
 #   make install           into $(DESTDIR)$(PREFIX)
+#   make nginx-example NGINX_DIR=DIR   the nginx example, ready to start (examples/nginx/README.md)
 #   make sanitize|memcheck|fuzz|lint|bench|clean
 
 LUA ?= lua5.4
@@ -171,6 +172,27 @@ fuzz: deps
 # BENCH_ARGS=--quick for a short smoke run. Tables: .cache/bench/results.md.
 bench: deps
 	@bash bench/run.sh $(BENCH_ARGS)
+
+# The nginx example (examples/nginx) made ready to run in NGINX_DIR: the config rendered
+# from the template, and a copy of what the workers load (lua/, the LuaJIT build of the
+# core, the handlers) under NGINX_DIR/sfreports, readable by every user. Workers of an
+# nginx started as root run as nobody, who may not read the checkout (e.g. under /root).
+#   make nginx-example NGINX_DIR=/tmp/sfr NGINX_PORT=8080
+NGINX_PORT ?= 8080
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+nginx-example: $(LUAJIT_CORE)
+	@test -n "$(NGINX_DIR)" || { echo "usage: make nginx-example NGINX_DIR=DIR [NGINX_PORT=8080]" >&2; exit 2; }
+	@mkdir -p '$(NGINX_DIR)/tmp' '$(NGINX_DIR)/sfreports/build' '$(NGINX_DIR)/sfreports/examples'
+	@rm -rf '$(NGINX_DIR)/sfreports/lua' '$(NGINX_DIR)/sfreports/build/luajit' '$(NGINX_DIR)/sfreports/examples/nginx'
+	@cp -R lua '$(NGINX_DIR)/sfreports/'
+	@cp -R build/luajit '$(NGINX_DIR)/sfreports/build/'
+	@cp -R examples/nginx '$(NGINX_DIR)/sfreports/examples/'
+	@sed -e 's|{{PORT}}|$(NGINX_PORT)|g' -e 's|{{PREFIX}}|$(abspath $(NGINX_DIR))|g' \
+		-e 's|{{SFREPORTS}}|$(abspath $(NGINX_DIR))/sfreports|g' -e 's|{{CA_BUNDLE}}|$(CA_BUNDLE)|g' \
+		examples/nginx/nginx.conf > '$(NGINX_DIR)/nginx.conf'
+	@chmod -R a+rX '$(NGINX_DIR)'
+	@echo "nginx example ready in $(abspath $(NGINX_DIR)) (port $(NGINX_PORT)); start it with:"
+	@echo "  SF_INSTANCE_URL=... SF_ACCESS_TOKEN=... nginx -p $(abspath $(NGINX_DIR)) -c $(abspath $(NGINX_DIR))/nginx.conf -e $(abspath $(NGINX_DIR))/error.log"
 
 lint:
 	luacheck -q --no-color lua spec bin examples bench fakeorg fuzz

@@ -315,6 +315,42 @@ describe("sfreports inside nginx", function()
       assert.is_nil(log:find(org.token, 1, true))
     end)
 
+    it("run as the README starts them (make nginx-example), whoever starts nginx", function()
+      local dir = nginx.run("mktemp -d /tmp/sfreports-example.XXXXXX"):gsub("%s+$", "")
+      local url, out, ok
+      for _ = 1, 10 do -- a random port, again when taken (other specs run servers too)
+        local port = 20000 + math.random(0, 39999)
+        out, ok = nginx.run(("make -s -C %s nginx-example NGINX_DIR=%s NGINX_PORT=%d 2>&1"):format(
+          shell_quote(root), shell_quote(dir), port))
+        assert.is_true(ok, out)
+        out, ok = nginx.run(("env -u LUA_PATH -u LUA_CPATH SF_INSTANCE_URL=%s SF_ACCESS_TOKEN=%s "
+          .. "nginx -p %s -c %s/nginx.conf -e %s/error.log 2>&1"):format(shell_quote(org.url),
+          shell_quote(org.token), shell_quote(dir), shell_quote(dir), shell_quote(dir)))
+        if ok then url = "http://127.0.0.1:" .. port break end
+        if not out:find("in use", 1, true) then break end
+      end
+      local function stop()
+        nginx.run(("nginx -p %s -c %s/nginx.conf -e %s/error.log -s quit 2>/dev/null; sleep 0.3; rm -rf %s"):format(
+          shell_quote(dir), shell_quote(dir), shell_quote(dir), shell_quote(dir)))
+      end
+      if not url then stop() end
+      assert.is_truthy(url, out)
+      local expected = csv_of(assert(client:run_sync(R.tabular_small.id)))
+      local body, got
+      for _ = 1, 40 do
+        body, got = nginx.run("curl -sf " .. shell_quote(url .. "/reports/" .. R.tabular_small.id .. ".csv"))
+        if got then break end
+        nginx.run("sleep 0.05")
+      end
+      -- started as root, the workers run as nobody and read only the copy in the prefix
+      local users = nginx.run("ps -o user= --ppid $(cat " .. shell_quote(dir .. "/nginx.pid") .. ")")
+      local log = fakeorg.read_file(dir .. "/error.log") or ""
+      stop()
+      assert.is_true(got, log)
+      assert_same_bytes(expected, body, "CSV from the README's nginx")
+      if nginx.user_directive() ~= "" then assert.matches("nobody", users) end
+    end)
+
     it("answer errors as JSON with a status, without the token", function()
       local status, body = example:request("/reports/00OFk00000A0001MAC.csv") -- bad checksum
       assert.equal(400, status)
