@@ -114,11 +114,11 @@ memcheck: deps
 # the whole spec suite run against it (lua5.4 only). The specs run under fuzz/lua_host.c, a
 # minimal lua5.4 interpreter linked with the sanitizer runtime: preloading the runtime
 # into the stock lua5.4 instead would leak LD_PRELOAD into nginx and curl(1), which the
-# specs start (curl hangs under it). Child interpreters the specs start by name (`lua5.4
-# examples/...`, bin/sfreports) are that host too: $(SAN_BUILD)/bin/lua5.4 comes first
-# on PATH. The stock lua5.4 would refuse the instrumented core they inherit through
-# LUA_CPATH ("ASan runtime does not come first"). The CLI specs' children load the plain
-# build (bin/sfreports finds build/lua5.4 itself), hence spec-cores. Leak detection is off: busted exits through os.exit
+# specs start (curl hangs under it). The instrumented core reaches busted through
+# --cpath only; LUA_CPATH, which the interpreters the specs start (`lua5.4 examples/...`,
+# bin/sfreports, luarocks) inherit, names the plain build, which the stock lua5.4 can load
+# (the instrumented one it refuses: "ASan runtime does not come first"); hence
+# spec-cores. Leak detection is off: busted exits through os.exit
 # with the Lua state, curl and OpenSSL globals still allocated, which LeakSanitizer reports
 # as noise; leaks are what `make memcheck` (valgrind, with stacks into src/) is for.
 SAN_CC ?= gcc
@@ -126,7 +126,6 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 SAN_BUILD = build/sanitize/lua5.4
 SAN_CORE = $(SAN_BUILD)/sfreports/core.so
 SAN_LUA = $(SAN_BUILD)/lua_host
-SAN_BIN = $(SAN_BUILD)/bin
 SAN_ENV = SFREPORTS_UNDER_SANITIZER=1 \
 	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -137,13 +136,9 @@ $(SAN_CORE): $(SOURCES)
 $(SAN_LUA): fuzz/lua_host.c
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) -I/usr/include/lua5.4 -o $@ fuzz/lua_host.c -llua5.4
-$(SAN_BIN)/lua5.4: $(SAN_LUA)
-	@mkdir -p $(dir $@)
-	ln -sf ../lua_host $@
 sanitize: deps
-	@$(MAKE) --no-print-directory LUA=lua5.4 spec-cores $(SAN_CORE) $(SAN_LUA) $(SAN_BIN)/lua5.4
-	PATH='$(CURDIR)/$(SAN_BIN)':"$$PATH" \
-	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(SAN_BUILD)/?.so;;' \
+	@$(MAKE) --no-print-directory LUA=lua5.4 spec-cores $(SAN_CORE) $(SAN_LUA)
+	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
 		$(SAN_ENV) $(SAN_LUA) /usr/bin/busted --cpath='$(SAN_BUILD)/?.so' spec
 
 # libFuzzer target for the core's response handling (fuzz/response_fuzzer.c), built with
