@@ -102,7 +102,7 @@ install: $(CORE)
 
 # The spec suite under valgrind: no definite or indirect leaks, no invalid accesses.
 # Only the lua process is traced (nginx and curl(1) started by the specs are not).
-# SFREPORTS_UNDER_VALGRIND makes the timing bounds of the specs looser and the GC stress
+# SFREPORTS_UNDER_VALGRIND stretches the fake org's delays (spec/support/timing.lua) and makes the GC stress
 # rounds fewer. This is the leak check: `make sanitize` runs with detect_leaks=0.
 VALGRIND = valgrind --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--show-leak-kinds=definite,indirect --error-exitcode=9 --track-fds=no
