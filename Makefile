@@ -9,6 +9,8 @@
 
 LUA ?= lua5.4
 RUNTIMES ?= lua5.4 lua5.3 lua5.1 luajit
+# The spec files test, test-one, sanitize and memcheck run (e.g. SPECS=spec/core_spec.lua)
+SPECS ?= spec
 
 ifeq ($(LUA),luajit)
 LUA_VERSION ?= 5.1
@@ -67,7 +69,7 @@ deps:
 
 test: deps
 	@$(MAKE) --no-print-directory spec-cores
-	$(SPEC_PATHS) $(BUSTED) --cpath='$(BUILD)/?.so' spec
+	$(SPEC_PATHS) $(BUSTED) --cpath='$(BUILD)/?.so' $(SPECS)
 
 # The whole suite on every runtime, each with its own build of the C core (the nginx
 # specs load build/luajit, made first). Every runtime runs; the failing ones are listed.
@@ -82,7 +84,7 @@ test-all: deps
 	echo "test-all: passed on $(RUNTIMES)"
 
 test-one: spec-cores
-	$(SPEC_PATHS) $(BUSTED) --cpath='$(BUILD)/?.so' spec
+	$(SPEC_PATHS) $(BUSTED) --cpath='$(BUILD)/?.so' $(SPECS)
 
 demo: deps
 	@$(MAKE) -s --no-print-directory all
@@ -108,7 +110,7 @@ VALGRIND = valgrind --keep-debuginfo=yes --leak-check=full --errors-for-leak-kin
 	--show-leak-kinds=definite,indirect --error-exitcode=9 --track-fds=no
 memcheck: deps
 	@$(MAKE) --no-print-directory spec-cores
-	$(SPEC_PATHS) SFREPORTS_UNDER_VALGRIND=1 $(VALGRIND) $(BUSTED) --cpath='$(BUILD)/?.so' spec
+	$(SPEC_PATHS) SFREPORTS_UNDER_VALGRIND=1 $(VALGRIND) $(BUSTED) --cpath='$(BUILD)/?.so' $(SPECS)
 
 # The C core built with AddressSanitizer + UndefinedBehaviorSanitizer (any UB aborts), and
 # the whole spec suite run against it (lua5.4 only). The specs run under fuzz/lua_host.c, a
@@ -139,7 +141,7 @@ $(SAN_LUA): fuzz/lua_host.c
 sanitize: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 spec-cores $(SAN_CORE) $(SAN_LUA)
 	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
-		$(SAN_ENV) $(SAN_LUA) /usr/bin/busted --cpath='$(SAN_BUILD)/?.so' spec
+		$(SAN_ENV) $(SAN_LUA) /usr/bin/busted --cpath='$(SAN_BUILD)/?.so' $(SPECS)
 
 # libFuzzer target for the core's response handling (fuzz/response_fuzzer.c), built with
 # clang + ASan + UBSan against lua5.4 and Debian's lua-cjson. `make fuzz` first replays
