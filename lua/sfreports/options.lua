@@ -43,6 +43,7 @@ M.RUN = {
   details = "boolean", metadata = "table", filters = "table", logic = "string",
   replace_filters = "boolean|table", date_filter = "string|table", sort = "string|table",
   top = "number|table", columns = "table", groupings = "table",
+  aggregates = "table", replace_aggregates = "boolean|table",
   wait = "table|boolean", timeout = WAIT_SECONDS, sleep = "function", yield = "boolean",
   delete = "boolean|string", async = "boolean", id = "string",
   poll_interval = SECONDS, poll_max = SECONDS, key = "string", page_size = "number",

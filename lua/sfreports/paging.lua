@@ -81,6 +81,7 @@ M.DEFAULT_MAX_RUNS = 500    -- synchronous runs per org per hour (§8)
 local OPTIONS = {
   filters = "table", logic = "string", replace_filters = "boolean|table", date_filter = "string|table",
   columns = "table", groupings = "table", metadata = "table", details = "boolean",
+  aggregates = "table", replace_aggregates = "boolean|table",
   key = "string|table", strategy = "string", concurrency = "number", on_page = "function",
   max_runs = "number", sort = "nil", top = "nil",
 }
