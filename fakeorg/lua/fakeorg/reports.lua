@@ -170,7 +170,7 @@ end
 -- equivalentFieldIndices, mergedGroups.
 function reports.fields(report, body)
   local others = {}
-  local with = type(body) == "table" and body.intersectWith
+  local with = type(body) == "table" and body.intersectWith or nil
   if present(with) then
     if type(with) ~= "table" then return bad("intersectWith must be an array of report ids.", { "intersectWith" }) end
     for i, oid in ipairs(with) do
