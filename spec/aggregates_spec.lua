@@ -179,7 +179,8 @@ describe("run-time aggregates against the fake org", function()
   end)
 
   it("the summary rows carry the same numbers in every writer format", function()
-    local report = assert(client:run_sync(R.summary_1.id, { aggregates = { F.avg("AMOUNT"), F.unique("ACCOUNT_NAME") } }))
+    local report = assert(client:run_sync(R.summary_1.id,
+      { aggregates = { F.avg("AMOUNT"), F.unique("ACCOUNT_NAME") } }))
     local rows = detail_rows(report)
     local expected = {}  -- stage label ("" for the total) -> aggregate name -> value
     for _, e in ipairs(report:groups()) do
@@ -263,7 +264,8 @@ describe("run-time aggregates against the fake org", function()
   end)
 
   it("run_all: the first run's totals over every row match the rows of every page", function()
-    local paged = assert(client:run_all(R.tabular_5k.id, { aggregates = { F.max("AMOUNT"), F.unique("ACCOUNT_NAME") } }))
+    local paged = assert(client:run_all(R.tabular_5k.id,
+      { aggregates = { F.max("AMOUNT"), F.unique("ACCOUNT_NAME") } }))
     local rows = {}
     local cols = {}
     for i, c in ipairs(paged.report:columns()) do cols[c.name] = i end

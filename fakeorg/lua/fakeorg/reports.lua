@@ -82,7 +82,9 @@ local function apply(def, md)
   local fmt = md.reportFormat
   if present(fmt) then
     if fmt == "MULTI_BLOCK" then return bad("You can't change reportFormat to MULTI_BLOCK.", { "reportFormat" }) end
-    if not FORMATS[fmt] then return bad(("The report format %s is not valid."):format(tostring(fmt)), { "reportFormat" }) end
+    if not FORMATS[fmt] then
+      return bad(("The report format %s is not valid."):format(tostring(fmt)), { "reportFormat" })
+    end
     def.format = fmt
   end
   for _, k in ipairs(SAVED_KEYS) do
@@ -133,7 +135,9 @@ function reports.clone(source_id, md)
       message = ("Report ID: id value of incorrect type: %s"):format(source_id), fields = { "Id" } }
   end
   local source = reports.find(source_id)
-  if not source then return nil, { status = 404, code = "NOT_FOUND", message = "The requested resource does not exist" } end
+  if not source then
+    return nil, { status = 404, code = "NOT_FOUND", message = "The requested resource does not exist" }
+  end
   if source.format == "MULTI_BLOCK" then return bad("A joined report can't be cloned through this API.") end
   if type(md) ~= "table" or type(md.name) ~= "string" or not md.name:find("%S") then
     return bad("The report name can't be blank.", { "name" })
@@ -152,7 +156,8 @@ end
 function reports.save(report, md)
   if type(md) ~= "table" then return bad("The request body has no reportMetadata.", { "reportMetadata" }) end
   if report.format == "MULTI_BLOCK" then
-    return bad("Only hasDetailRows, hasRecordCount, showSubtotals and showGrandTotal can be changed on a joined report.")
+    return bad("Only hasDetailRows, hasRecordCount, showSubtotals and showGrandTotal can be changed"
+      .. " on a joined report.")
   end
   local saved, err = apply(copy(report), md)
   if not saved then return nil, err end

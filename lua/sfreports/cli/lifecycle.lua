@@ -90,7 +90,9 @@ end
 
 lifecycle.clone = function(s, args)
   check_report_id(args[1], "report id")
-  if type(s.o.name) ~= "string" or s.o.name == "" then usage_error("clone needs --name NAME (the new report's name)") end
+  if type(s.o.name) ~= "string" or s.o.name == "" then
+    usage_error("clone needs --name NAME (the new report's name)")
+  end
   if s.o.folder then check_report_id(s.o.folder, "folder id") end
   local client, cerr = s:ready()
   if not client then return s:fail(cerr) end

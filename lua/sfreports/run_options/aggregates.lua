@@ -167,7 +167,8 @@ local function kept_after_replace(describe, idx, saved, replace)
     if not found then
       local shown = is_aggregate(x) and tostring(x) or x
       return nil, format("replace_aggregates names %s, but the report has no such saved aggregate (saved: %s)",
-        quote(shown), #saved > 0 and concat(saved, ", ") or "none"), { option = "replace_aggregates", aggregate = shown }
+        quote(shown), #saved > 0 and concat(saved, ", ") or "none"),
+        { option = "replace_aggregates", aggregate = shown }
     end
   end
   local kept = {}
