@@ -20,6 +20,13 @@ local COMMANDS = {
   list = { args = {}, scopes = { output = true }, format = "table" },
   types = { args = {}, scopes = { output = true }, format = "table" },
   delete = { args = { "REPORT_ID", "INSTANCE_ID" }, scopes = {} },
+  -- report lifecycle (sfreports.cli.lifecycle)
+  create = { args = { "METADATA.json" }, scopes = { output = true } },
+  clone = { args = { "REPORT_ID" }, scopes = { output = true, name = true } },
+  save = { args = { "REPORT_ID" }, scopes = { output = true, change = true, name = true } },
+  ["delete-report"] = { args = { "REPORT_ID" }, scopes = { confirm = true } },
+  fields = { args = { "REPORT_ID" }, scopes = { output = true, intersect = true }, format = "table" },
+  operators = { args = {}, scopes = { output = true }, format = "table" },
 }
 argv.COMMANDS = COMMANDS
 
@@ -57,6 +64,15 @@ local OPTIONS = {
   ["--no-wait"] = { key = "no_wait", arity = "flag", scope = "run" },
   ["--all"] = { key = "all", arity = "flag", scope = "run" },
   ["--wait"] = { key = "wait", arity = "flag", scope = "fetch" },
+  -- aggregates and the report lifecycle (sfreports.cli.lifecycle)
+  ["--aggregate"] = { key = "aggregate", arity = "value", many = true, scope = "change" },
+  ["--replace-aggregates"] = { key = "replace_aggregates", arity = "optional", scope = "change" },
+  ["--groups"] = { key = "groups", arity = "flag", scope = "report" },
+  ["--name"] = { key = "name", arity = "value", scope = "name" },
+  ["--folder"] = { key = "folder", arity = "value", scope = "name" },
+  ["--yes"] = { key = "yes", arity = "flag", scope = "confirm" },
+  ["-y"] = { key = "yes", arity = "flag", scope = "confirm" },
+  ["--intersect"] = { key = "intersect", arity = "value", scope = "intersect" },
 }
 argv.OPTIONS = OPTIONS
 

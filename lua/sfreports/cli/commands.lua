@@ -278,5 +278,7 @@ function commands.types(s)
   return s:write_records({ { name = "category" }, { name = "type" }, { name = "label" } }, records)
 end
 
+-- the report lifecycle commands (create, clone, save, delete-report, fields, operators)
+for name, fn in pairs(require "sfreports.cli.lifecycle") do commands[name] = fn end
 
 return commands
