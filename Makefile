@@ -93,6 +93,7 @@ demo: deps
 env:
 	@echo "export LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;'"
 	@echo "export LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;'"
+	@echo "export PATH='$(CURDIR)/bin':\"\$$PATH\""
 
 install: $(CORE)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/sfreports $(DESTDIR)$(LUA_SHAREDIR)/sfreports $(DESTDIR)$(BINDIR)

@@ -22,6 +22,16 @@ M.DEFAULT_TIMEOUT = 150 -- seconds: above Salesforce's 2-minute limit on a sync 
 local Client = {}
 Client.__index = Client
 
+-- A 404 says what was not found: Salesforce's own text ("The requested resource does not
+-- exist") names nothing. Returns err.
+function M.not_found(err, what)
+  if type(err) == "table" and err.status == 404 and not err.not_found then
+    err.not_found = what
+    err.message = what .. " was not found: " .. tostring(err.message)
+  end
+  return err
+end
+
 -- Kept for callers of the first release (the rules live in sfreports.options).
 function M.check_options(opts, allowed, where)
   return options.check(opts, allowed, where, 2)
@@ -154,9 +164,11 @@ function Client:send(req)
   options.check(req, REQUEST_FIELDS, "client:send", 2)
   local method, path, body, headers, raw = req.method, req.path, req.body, req.headers, req.raw == true
   if type(body) == "table" then body = json.encode(body) end
-  return self.sender:call(method, function(t, left)
+  local value, err = self.sender:call(method, function(t, left)
     return t:request(method, path, body, headers, { raw = raw, timeout = left })
   end, req.timeout)
+  if value == nil then return nil, M.not_found(err, (match(path, "^[^?]*"))) end
+  return value, err
 end
 
 -- Sends one request through the transport with this client's policy.
@@ -240,7 +252,10 @@ function Client:send_run(plan, timeout)
   local value, err = self.sender:call(plan.method, function(t, left)
     return t[fn](t, plan.id, plan.metadata, plan.details, { timeout = left })
   end, timeout)
-  if value == nil then err.report_id = err.report_id or plan.id end
+  if value == nil then
+    err.report_id = err.report_id or plan.id
+    M.not_found(err, "report " .. plan.id)
+  end
   return value, err
 end
 
