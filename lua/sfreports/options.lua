@@ -54,6 +54,17 @@ M.WAIT = {
   sleep = "function", yield = "boolean", delete = "boolean|string",
 }
 
+-- Dashboards (sfreports.dashboards): a dashboard's results, a refresh, and waiting on it.
+M.DASHBOARD = {
+  filters = "table", running_user = "string", components = "table", timeout = SECONDS,
+}
+M.DASHBOARD_REFRESH = { filters = "table", running_user = "string", timeout = SECONDS }
+M.DASHBOARD_WAIT = {
+  timeout = WAIT_SECONDS, poll_interval = SECONDS, poll_max = SECONDS,
+  sleep = "function", yield = "boolean", components = "table",
+}
+M.DASHBOARD_SAVE = { name = "string", description = "string", filters = "table", metadata = "table" }
+
 -- Options of run_many itself (the rest are run options, defaults for every entry).
 M.MANY = {
   max_concurrent_sync = COUNT, max_concurrent_fetch = COUNT,
