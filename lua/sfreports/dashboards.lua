@@ -205,8 +205,9 @@ function M.list(client, opts)
   end
   local out = {}
   for i, d in ipairs(decoded) do
-    if type(d) ~= "table" then
-      return nil, errors.new("decode", format("dashboard list entry %d is not an object", i), { retryable = false })
+    if type(d) ~= "table" or type(d.id) ~= "string" then
+      return nil, errors.new("decode", format("dashboard list entry %d is not an object with an id", i),
+        { retryable = false })
     end
     out[i] = { id = d.id, name = d.name, url = d.url, status_url = d.statusUrl, raw = d }
   end

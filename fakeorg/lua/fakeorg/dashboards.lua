@@ -76,7 +76,7 @@ end
 
 local function log(method, id, what, extra)
   local n = state.next_seq()
-  local entry = { n = n, method = method, id = id, what = what, t = ngx.now() }
+  local entry = { n = n, method = method, id = id, what = what, t = ngx.now(), args = ngx.var.args }
   for k, v in pairs(extra or {}) do entry[k] = v end
   ngx.shared.fakeorg_stats:set("dlog:" .. ("%09d"):format(n), util.encode(entry))
 end

@@ -122,34 +122,48 @@ local function new_component(entry, index, meta_by_id, dashboard_id)
   return c
 end
 
--- Rows for the writers: detail rows, or one row per fact-map entry (group labels, then
--- aggregate values) for a component without detail rows (charts, metrics, tables of
--- groups). Returns nil when the component has no report.
+-- Rows for the writers (and the CLI): the report itself when it has detail rows, else a
+-- report-like source (:columns(), :grouping_columns(), :rows()) with one row per fact-map
+-- entry in report:groups() order: the entry's groups (a level it lacks is empty: subtotals
+-- and the grand total), then its aggregates as cells. Charts, metrics and tables of groups
+-- carry no detail rows; this is what they show. nil when the component has no report.
+local Table = {}
+Table.__index = Table
+
+function Table:columns() return self._columns end
+function Table:grouping_columns() return self._gcols end
+
+function Table:rows()
+  local entries, gcols, columns, i = self._report:groups(), self._gcols, self._columns, 0
+  return function()
+    i = i + 1
+    local e = entries[i]
+    if e == nil then return nil end
+    local groups, cells = {}, {}
+    for g, col in ipairs(gcols) do
+      local list = col.axis == "down" and e.down or e.across
+      groups[g] = (list and list[col.level]) or { value = null, label = null }
+    end
+    for a in ipairs(columns) do
+      local agg = e.aggregates[a]
+      cells[a] = agg and { value = agg.value, label = agg.label } or { value = null, label = null }
+    end
+    return { groups = groups, cells = cells, key = e.key, index = i }
+  end
+end
+
+function Table:row_count() return #self._report:groups() end
+
 function Component:table()
   local report = self.report
   if not report then return nil end
   if report.has_details then return report end
-  local gcols, columns = report:grouping_columns(), {}
-  for i, a in ipairs(report:aggregate_columns()) do columns[i] = { name = a.name, label = a.label } end
-  local entries, i = report:groups(), 0
-  return {
-    columns = columns, grouping_columns = gcols,
-    rows_iter = function()
-      i = i + 1
-      local e = entries[i]
-      if e == nil then return nil end
-      local groups, cells = {}, {}
-      for g, col in ipairs(gcols) do
-        local list = col.axis == "down" and e.down or e.across
-        groups[g] = (list and list[col.level]) or { value = null, label = null }
-      end
-      for a in ipairs(columns) do
-        local agg = e.aggregates[a]
-        cells[a] = agg and { value = agg.value, label = agg.label } or { value = null, label = null }
-      end
-      return { groups = groups, cells = cells, key = e.key }
-    end,
-  }
+  local columns = {}
+  for i, a in ipairs(report:aggregate_columns()) do
+    columns[i] = { name = a.name, label = a.label, data_type = a.data_type }
+  end
+  return setmetatable({ _report = report, _columns = columns, _gcols = report:grouping_columns(),
+    format = report.format, all_data = report.all_data, truncated = report.truncated }, Table)
 end
 
 ---------------------------------------------------------------------------
