@@ -220,7 +220,7 @@ describe("dashboards", function()
       end
       local _, err = client:dashboard(SALES, { running_user = "006Fk0000000001IAA" })
       assert.equal("running_user", err.option)
-      _, err = client:dashboard(SALES, { components = { "01aFk00000H0001IAb" } })
+      _, err = client:dashboard(SALES, { components = { "01aFk00000H0001IBB" } })
       assert.equal("components", err.option)
       _, err = client:save_dashboard("01ZFk00000G0001MA", { name = "x" })
       assert.equal("invalid", err.kind)
