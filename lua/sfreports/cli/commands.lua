@@ -278,5 +278,9 @@ function commands.types(s)
   return s:write_records({ { name = "category" }, { name = "type" }, { name = "label" } }, records)
 end
 
+-- dashboard list | show | status | refresh (sfreports.cli.dashboard)
+function commands.dashboard(s, args)
+  return require("sfreports.cli.dashboard").run(s, args)
+end
 
 return commands

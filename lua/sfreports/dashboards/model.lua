@@ -162,8 +162,9 @@ function Component:table()
   for i, a in ipairs(report:aggregate_columns()) do
     columns[i] = { name = a.name, label = a.label, data_type = a.data_type }
   end
+  -- aggregates cover every row, even of a report whose detail rows were cut at 2,000
   return setmetatable({ _report = report, _columns = columns, _gcols = report:grouping_columns(),
-    format = report.format, all_data = report.all_data, truncated = report.truncated }, Table)
+    format = report.format, all_data = true, truncated = false }, Table)
 end
 
 ---------------------------------------------------------------------------
