@@ -231,8 +231,10 @@ describe("dashboards", function()
 
     it("gives an api error for an unknown dashboard, and decode errors for bad shapes", function()
       local _, err = client:dashboard("01ZFk00000G0999MAB")
-      assert.same({ "api", 404, "NOT_FOUND", "01ZFk00000G0999MAB" }, { err.kind, err.status, err.code, err.dashboard_id })
-      for _, body in ipairs({ "null", "[]", "{}", '{"componentData":5,"dashboardMetadata":{}}', '{"dashboardMetadata":"x"}', '"x"' }) do
+      assert.same({ "api", 404, "NOT_FOUND", "01ZFk00000G0999MAB" },
+        { err.kind, err.status, err.code, err.dashboard_id })
+      for _, body in ipairs({ "null", "[]", "{}", '{"componentData":5,"dashboardMetadata":{}}',
+          '{"dashboardMetadata":"x"}', '"x"' }) do
         org:control("fault", { kind = "body", body = body, path = "/dashboards/" })
         local d, derr = client:dashboard(SALES)
         assert.is_nil(d, body)
@@ -240,7 +242,8 @@ describe("dashboards", function()
       end
       -- a component whose reportResult is not a report: that component fails, not the call
       local good = cjson.decode((fakeorg.run(("curl -s -H %s %s"):format(
-        fakeorg.shell_quote("Authorization: Bearer " .. org.token), fakeorg.shell_quote(org:api() .. "/dashboards/" .. SALES)))))
+        fakeorg.shell_quote("Authorization: Bearer " .. org.token),
+        fakeorg.shell_quote(org:api() .. "/dashboards/" .. SALES)))))
       good.componentData[1].reportResult = { factMap = "no" }
       good.componentData[2] = 7
       org:control("fault", { kind = "body", body = cjson.encode(good), path = "/dashboards/" })
@@ -419,7 +422,8 @@ describe("dashboards", function()
       local gone, err = client:dashboard(copy.id)
       assert.is_nil(gone)
       assert.equal(404, err.status)
-      _, err = client:delete_dashboard(copy.id)
+      gone, err = client:delete_dashboard(copy.id)
+      assert.is_nil(gone)
       assert.equal(404, err.status)
       assert.has_error(function() client:save_dashboard(SALES, {}) end)
       assert.has_error(function() client:clone_dashboard(SALES, 5) end)

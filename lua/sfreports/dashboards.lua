@@ -38,8 +38,7 @@ local model = require "sfreports.dashboards.model"
 local dfilters = require "sfreports.dashboards.filters"
 local refresh = require "sfreports.dashboards.refresh"
 
-local type, ipairs, pairs, tostring, next, setmetatable, error =
-  type, ipairs, pairs, tostring, next, setmetatable, error
+local type, ipairs, pairs, next, setmetatable, error = type, ipairs, pairs, next, setmetatable, error
 local format, find, lower, concat = string.format, string.find, string.lower, table.concat
 
 local M = {}
@@ -198,7 +197,8 @@ function M.get(client, id, opts)
 end
 
 function M.list(client, opts)
-  local decoded, err = client:send({ method = "GET", path = path(client, "dashboards"), timeout = opts and opts.timeout })
+  local decoded, err = client:send({ method = "GET", path = path(client, "dashboards"),
+    timeout = opts and opts.timeout })
   if decoded == nil then return nil, err end
   if type(decoded) ~= "table" or (next(decoded) ~= nil and decoded[1] == nil) then
     return nil, errors.new("decode", "the dashboard list is not a JSON array", { retryable = false })

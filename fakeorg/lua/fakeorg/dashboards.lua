@@ -59,14 +59,14 @@ for n = 1, 6 do
   }, {}, false }
 end
 
-local by_id, list = {}, {}
+local by_id, catalog_list = {}, {}
 for i, d in ipairs(DASHBOARDS) do
   local def = { key = d[1], id = id18(d[2]), name = d[3], components = d[4], filters = d[5],
     can_change_user = d[6], order = i }
   by_id[def.id], by_id[d[2]] = def, def
-  list[i] = def
+  catalog_list[i] = def
 end
-M.list = list
+M.list = catalog_list
 
 local function dict() return ngx.shared.fakeorg_state end
 
@@ -148,20 +148,20 @@ end
 
 -- The report filters a component runs with.
 local function report_filters(def, sel, user)
-  local out = {}
+  local filters = {}
   for i, f in ipairs(def.filters) do
     local o = sel[i]
     if o then
       if o.operation == "between" then
-        out[#out + 1] = { column = f.column, operator = "greaterOrEqual", value = o.startValue }
-        out[#out + 1] = { column = f.column, operator = "lessOrEqual", value = o.endValue }
+        filters[#filters + 1] = { column = f.column, operator = "greaterOrEqual", value = o.startValue }
+        filters[#filters + 1] = { column = f.column, operator = "lessOrEqual", value = o.endValue }
       else
-        out[#out + 1] = { column = f.column, operator = o.operation, value = o.value }
+        filters[#filters + 1] = { column = f.column, operator = o.operation, value = o.value }
       end
     end
   end
-  if user then out[#out + 1] = { column = "FULL_NAME", operator = "equals", value = user.name } end
-  return out
+  if user then filters[#filters + 1] = { column = "FULL_NAME", operator = "equals", value = user.name } end
+  return filters
 end
 
 ---------------------------------------------------------------------------
@@ -191,7 +191,8 @@ local function metadata(ctx, def, sel, user)
   end
   local owner = user or data.owners[1]
   return {
-    attributes = { dashboardId = def.id, dashboardName = def.name, statusUrl = status_url(ctx, def), type = "Dashboard" },
+    attributes = { dashboardId = def.id, dashboardName = def.name, statusUrl = status_url(ctx, def),
+      type = "Dashboard" },
     id = def.id, name = def.name, developerName = (def.name:gsub("[^%w]+", "_")), description = def.description or null,
     folderId = "00lFk0000000001AAA", dashboardType = def.can_change_user and "SpecifiedUser" or "LoggedInUser",
     canChangeRunningUser = def.can_change_user, canUseStickyFilter = true,
@@ -413,7 +414,7 @@ end
 -- The dashboards a list shows: the catalog's and clones, without deleted ones.
 function M.visible()
   local shown = {}
-  for _, d in ipairs(list) do
+  for _, d in ipairs(catalog_list) do
     local def = find(d.id)
     if def then shown[#shown + 1] = def end
   end

@@ -14,7 +14,7 @@
 local Session = require "sfreports.cli.output"
 local argv = require "sfreports.cli.argv"
 
-local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
+local pairs, ipairs, tostring, pcall, error = pairs, ipairs, tostring, pcall, error
 local format, match, gsub, lower, sub = string.format, string.match, string.gsub, string.lower, string.sub
 
 local EXIT = Session.EXIT

@@ -48,7 +48,8 @@ end
 
 local function check_handle(h, where)
   if getmetatable(h) ~= Refresh then
-    error(format("sfreports: %s expects a dashboard refresh (from client:refresh_dashboard), got %s", where, type(h)), 4)
+    error(format("sfreports: %s expects a dashboard refresh (from client:refresh_dashboard), got %s", where,
+      type(h)), 4)
   end
 end
 
