@@ -479,3 +479,64 @@ describe("dashboards", function()
     end)
   end)
 end)
+
+describe("dashboards without a server", function()
+  local dfilters = require "sfreports.dashboards.filters"
+  local model = require "sfreports.dashboards.model"
+
+  local META = { filters = {
+    { name = "Stage", options = {
+      { id = "0ICFk00000I0101OAB", alias = cjson.null, value = "Won" },
+      { id = "0ICFk00000I0102OAB", alias = "Won", value = "Won" },
+      { id = "0ICFk00000I0103OAB", alias = cjson.null, operation = "between", startValue = "1", endValue = "9" },
+    } },
+    "not a filter",
+    { name = "Owner", label = "Account Owner", options = { { id = "bad id", alias = "Me" } } },
+  } }
+
+  it("lists filters and labels options by alias, value or range", function()
+    local list = dfilters.list(META)
+    assert.equal(2, #list)
+    assert.same({ "filter1", "Stage", "Stage" }, { list[1].key, list[1].name, list[1].label })
+    assert.same({ "filter2", "Owner", "Account Owner" }, { list[2].key, list[2].name, list[2].label })
+    assert.same({ "Won", "Won", "1 to 9" },
+      { list[1].options[1].label, list[1].options[2].label, list[1].options[3].label })
+    assert.same({}, dfilters.list({ filters = cjson.null }))
+    assert.same({}, dfilters.list(nil))
+  end)
+
+  it("resolves, and names every ambiguity or bad option id", function()
+    assert.same({ filter1 = "0ICFk00000I0103OAB" }, dfilters.resolve(META, { stage = "1 TO 9" }, "D"))
+    local r, err = dfilters.resolve(META, { Stage = "won" }, "D")
+    assert.is_nil(r)
+    assert.equal("invalid", err.kind)
+    assert.equal('dashboard filter "Stage": "won" names 2 options ("0ICFk00000I0101OAB", "0ICFk00000I0102OAB");'
+      .. " give the option id", err.message)
+    assert.same({ filter1 = "0ICFk00000I0102OAB" }, dfilters.resolve(META, { Stage = "0ICFk00000I0102OAB" }, "D"))
+    r, err = dfilters.resolve(META, { ["Account Owner"] = "me" }, "D")
+    assert.is_nil(r)
+    assert.equal("decode", err.kind)
+    r, err = dfilters.resolve(META, { filter3 = "x" }, "D")
+    assert.is_nil(r)
+    assert.truthy(err.message:find('its filters: "Stage", "Account Owner"', 1, true))
+    assert.has_error(function() dfilters.resolve(META, { [1] = "x" }, "D") end)
+  end)
+
+  it("keeps a Warning on a component with data as a warning, and NODATA as no report and no error", function()
+    local d = assert(model.dashboard({ dashboardMetadata = { id = "01ZFk00000G0001MAB" }, componentData = {
+      { componentId = "01aFk00000H0001IAB", reportResult = load_fixture("dashboard_results_docs.json")
+          .componentData[1].reportResult,
+        status = { dataStatus = "DATA", errorCode = 305, errorMessage = "Some rows are hidden.",
+          errorSeverity = "Warning" } },
+      { componentId = "01aFk00000H0002IAB", reportResult = cjson.null, status = { dataStatus = "NODATA" } },
+    } }))
+    local a, b = d.components[1], d.components[2]
+    assert.same({ code = "305", message = "Some rows are hidden.", severity = "Warning" }, a.warning)
+    assert.is_nil(a.error)
+    assert.equal("SUMMARY", a.report.format)
+    assert.is_nil(b.report)
+    assert.is_nil(b.error)
+    assert.is_nil(b:table())
+    assert.same({}, d:failed())
+  end)
+end)
