@@ -184,12 +184,12 @@ function M.get(client, id, opts)
   opts = options.check(opts, options.DASHBOARD, "client:dashboard", 3)
   local did, err = check_dashboard(id)
   if not did then return nil, err end
-  local query, selected = query_for(client, did, opts)
-  if not query then return nil, selected end
-  if opts.components ~= nil then
+  if opts.components ~= nil then -- checked before the metadata may be fetched for the filters
     local ok, cerr = component_ids(opts.components, did)
     if ok == false then return nil, cerr end
   end
+  local query, selected = query_for(client, did, opts)
+  if not query then return nil, selected end
   local dash, rerr = results(client, did, query, opts.components, opts.timeout)
   if not dash then return nil, rerr end
   dash.selected = selected
