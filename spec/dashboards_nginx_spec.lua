@@ -94,6 +94,16 @@ describe("dashboards inside nginx", function()
     for i, id in ipairs(TEAMS) do paths[i] = "/dash/refresh?id=" .. id end
     local answers = parallel(paths)
     local last_put, first_results = 0, math.huge
+    for i = 1, #TEAMS do
+      local log = log_of(TEAMS[i])
+      assert.equal("refresh", log[1].what)
+      assert.equal("results", log[#log].what)
+      if log[1].n > last_put then last_put = log[1].n end
+      if log[#log].n < first_results then first_results = log[#log].n end
+    end
+    -- every refresh was started before any of them was read: the four waits overlapped in
+    -- the one worker (a blocking wait would have finished one before the next PUT)
+    assert.is_true(last_put < first_results, ("last PUT #%d, first results #%d"):format(last_put, first_results))
     for i, a in ipairs(answers) do
       assert.is_true(a.ok, encode(a))
       assert.equal("ngx", a.engine)
@@ -102,17 +112,10 @@ describe("dashboards inside nginx", function()
       assert.equal(fakeorg.reports.summary_1.rows, a.components[1].total)
       -- each dashboard: its PUT, polls while RUNNING, the last one IDLE, then its results
       local log = log_of(TEAMS[i])
-      assert.equal("refresh", log[1].what)
       assert.is_true(log[2].running)
       assert.equal(a.polls, #log - 2)
       assert.is_false(log[#log - 1].running)
-      assert.equal("results", log[#log].what)
-      if log[1].n > last_put then last_put = log[1].n end
-      if log[#log].n < first_results then first_results = log[#log].n end
     end
-    -- every refresh was started before any of them was read: the four waits overlapped in
-    -- the one worker (a blocking wait would have finished one before the next PUT)
-    assert.is_true(last_put < first_results, ("last PUT #%d, first results #%d"):format(last_put, first_results))
     -- and their polls interleaved: between the first and the last results, another
     -- dashboard's status poll came in
     local ids_between = {}
