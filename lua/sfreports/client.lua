@@ -433,6 +433,63 @@ function Client:close()
 end
 Client.__close = Client.close
 
+-- lifecycle (sfreports.lifecycle)
+
+-- Drops this client's cached describe of a report (both id forms), so that the next run
+-- with run options fetches it again. Returns true.
+function Client:forget_describe(report_id)
+  if type(report_id) == "string" and ids.check(report_id) then
+    self._describe_cache[report_id] = nil
+    self._describe_cache[report_id:sub(1, 15)] = nil
+    self._describe_cache[ids.to18(report_id:sub(1, 15))] = nil
+  end
+  return true
+end
+
+-- Creates a report from reportMetadata (POST /reports): its describe, or nil, err.
+function Client:create_report(metadata)
+  local d, err = require("sfreports.lifecycle").create(self, metadata)
+  return d, err
+end
+
+-- Clones a report (POST /reports?cloneId=): opts { name = (required), folder = }.
+function Client:clone_report(report_id, opts)
+  local d, err = require("sfreports.lifecycle").clone(self, report_id, opts)
+  return d, err
+end
+
+-- Saves changes to a report (PATCH): run options (filters, columns, groupings,
+-- aggregates, sort...), name/description/folder, or raw metadata. The saved describe, or
+-- nil, err. Salesforce deletes the report's running async instances when it is saved.
+function Client:save_report(report_id, changes)
+  local d, err = require("sfreports.lifecycle").save(self, report_id, changes)
+  return d, err
+end
+
+-- Deletes a report: true, or nil, err (an api error with status 404 when it is gone).
+function Client:delete_report(report_id)
+  local ok, err = require("sfreports.lifecycle").delete(self, report_id)
+  return ok, err
+end
+
+-- The fields a report can use (POST /reports/ID/fields); opts { intersect_with = {ids} }.
+function Client:report_fields(report_id, opts)
+  local d, err = require("sfreports.lifecycle").fields(self, report_id, opts)
+  return d, err
+end
+
+-- The describe of one report type (GET /reportTypes/TYPE).
+function Client:report_type(report_type)
+  local d, err = require("sfreports.lifecycle").report_type(self, report_type)
+  return d, err
+end
+
+-- Filter operators per data type (GET /filteroperators); opts { dashboards = true }.
+function Client:filter_operators(opts)
+  local d, err = require("sfreports.lifecycle").filter_operators(self, opts)
+  return d, err
+end
+
 -- dashboards (sfreports.dashboards)
 
 -- Recently used dashboards: { id, name, url, status_url, raw }.

@@ -122,6 +122,12 @@ local function bump(key, by)
 end
 state.bump = bump
 
+-- Keeps the largest value seen under key.
+function state.record_max(key, value)
+  local s = stats_dict()
+  if value > (s:get(key) or 0) then s:set(key, value) end
+end
+
 function state.request_started(uri)
   local s = stats_dict()
   bump("requests")
@@ -146,7 +152,8 @@ function state.stats()
   local s = stats_dict()
   local out = { requests = s:get("requests") or 0, connections = s:get("connections") or 0,
     gzip = s:get("gzip") or 0, max_concurrent = s:get("max_concurrent") or 0,
-    inflight = s:get("inflight") or 0, by_path = {}, instance_polls = {}, dashboard_log = {} }
+    inflight = s:get("inflight") or 0, max_running_instances = s:get("max_running_instances") or 0,
+    by_path = {}, instance_polls = {}, dashboard_log = {} }
   local dlog = {}
   for _, key in ipairs(s:get_keys(0)) do
     local path = key:match("^path:(.*)$")

@@ -282,5 +282,7 @@ end
 function commands.dashboard(s, args)
   return require("sfreports.cli.dashboard").run(s, args)
 end
+-- the report lifecycle commands (create, clone, save, delete-report, fields, operators)
+for name, fn in pairs(require "sfreports.cli.lifecycle") do commands[name] = fn end
 
 return commands
