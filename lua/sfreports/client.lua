@@ -505,6 +505,46 @@ function Client:filter_operators(opts)
   return d, err
 end
 
+-- dashboards (sfreports.dashboards)
+
+-- Recently used dashboards: { id, name, url, status_url, raw }.
+function Client:dashboards()
+  return require("sfreports.dashboards").list(self)
+end
+
+-- A dashboard's results: components turned into report objects (opts: filters by label,
+-- running_user, components, timeout).
+function Client:dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").get(self, dashboard_id, opts)
+end
+
+-- Per-component refresh status of a dashboard.
+function Client:dashboard_status(dashboard_id, opts)
+  return require("sfreports.dashboards").status(self, dashboard_id, opts)
+end
+
+-- Starts a refresh (or finds the one in progress): a handle with :wait(opts) and :poll().
+function Client:refresh_dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").refresh(self, dashboard_id, opts)
+end
+
+function Client:describe_dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").describe(self, dashboard_id, opts)
+end
+
+function Client:clone_dashboard(dashboard_id, name)
+  return require("sfreports.dashboards").clone(self, dashboard_id, name)
+end
+
+-- Saves changes (PATCH): name, description, metadata, filters (sticky).
+function Client:save_dashboard(dashboard_id, changes)
+  return require("sfreports.dashboards").save(self, dashboard_id, changes)
+end
+
+function Client:delete_dashboard(dashboard_id)
+  return require("sfreports.dashboards").delete(self, dashboard_id)
+end
+
 M.Client = Client
 
 return M

@@ -55,6 +55,16 @@ M.WAIT = {
   sleep = "function", yield = "boolean", delete = "boolean|string",
 }
 
+-- Dashboards (sfreports.dashboards): a dashboard's results, a refresh, and waiting on it.
+M.DASHBOARD = {
+  filters = "table", running_user = "string", components = "table", timeout = SECONDS,
+}
+M.DASHBOARD_REFRESH = { filters = "table", running_user = "string", timeout = SECONDS }
+M.DASHBOARD_WAIT = {
+  timeout = WAIT_SECONDS, poll_interval = SECONDS, poll_max = SECONDS,
+  sleep = "function", yield = "boolean", components = "table",
+}
+M.DASHBOARD_SAVE = { name = "string", description = "string", filters = "table", metadata = "table" }
 -- Options of run_all (sfreports.paging; a concurrency above 20 is capped there). sort and
 -- top cannot apply, paging orders rows by its key: paging refuses them with its own message.
 M.RUN_ALL = {

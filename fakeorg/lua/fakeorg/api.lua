@@ -9,6 +9,7 @@ local engine = require "fakeorg.engine"
 local describe = require "fakeorg.describe"
 local instances = require "fakeorg.instances"
 local oauth = require "fakeorg.oauth"
+local dashboards = require "fakeorg.dashboards"
 local reports = require "fakeorg.reports"
 local ids = require "sfreports.ids"
 
@@ -275,6 +276,7 @@ local function analytics(ctx, path)
   end
   local id, rest = path:match("^/reports/([^/]+)(.*)$")
   if id then return report_routes(ctx, id, rest) end
+  if path == "/dashboards" or path:match("^/dashboards/") then return dashboards.handle(ctx, path) end
   return out.not_found()
 end
 

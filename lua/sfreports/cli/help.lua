@@ -18,6 +18,7 @@ Commands:
   list                          recently viewed reports
   query METADATA.json           run report metadata without saving a report (- reads stdin)
   types                         report types, by category
+  dashboard list|show|status|refresh [ID]   dashboards: components, rows, refresh
   create METADATA.json          create a report from reportMetadata; prints its id
   clone REPORT_ID --name NAME   copy a report under a new name; prints the copy's id
   save REPORT_ID [CHANGES]      save filters, columns, aggregates, sort... into a report
@@ -195,6 +196,38 @@ The default format is table.
 
 Example:
   sfreports types --format csv
+]],
+  dashboard = [[
+usage: sfreports dashboard list
+       sfreports dashboard show DASHBOARD_ID [--filter "FILTER=OPTION"]... [--running-user USER_ID]
+                                [--component ID|TITLE] [--format F] [-o FILE|DIR] [--raw]
+       sfreports dashboard status DASHBOARD_ID
+       sfreports dashboard refresh DASHBOARD_ID [--wait] [--timeout SECONDS] [show's options]
+
+list     recently used dashboards: id, name, url (default format table)
+show     without --component: a summary of the components: title, id, type, status, rows,
+         error (default format table). With -o DIR, each component's rows also go to a
+         file in DIR (NN-title.csv, or the --format's extension), written atomically.
+         With --component (an id, or a title in any case): that component's rows in
+         --format (default csv), to -o FILE or standard output: its detail rows, or, for
+         a chart, metric or table of groups, one row per group with its aggregates.
+status   each component's refresh status and date (default format table)
+refresh  starts a refresh (a refresh already in progress is not an error); with --wait,
+         waits for it (up to --timeout seconds) and then shows the dashboard like show
+
+--filter "FILTER=OPTION"  a dashboard filter by its label or name, and one of its options
+         by alias, label, value or id (repeatable, at most three filters; checked against
+         the dashboard's metadata before the results are requested)
+--running-user USER_ID   view the dashboard as that user (dashboards that allow it)
+
+Exit status 1 when any component shown failed (each one is named on standard error).
+
+Examples:
+  sfreports dashboard list
+  sfreports dashboard show 01ZFk00000G0001MAB --filter "Region=EMEA" --filter "Deal Size=Large"
+  sfreports dashboard show 01ZFk00000G0001MAB --component "Open Deals" --format jsonl
+  sfreports dashboard show 01ZFk00000G0001MAB -o sales/
+  sfreports dashboard refresh 01ZFk00000G0001MAB --wait --timeout 300
 ]],
   create = [[
 usage: sfreports create METADATA.json [--format json] [-o FILE]
