@@ -284,5 +284,11 @@ function commands.types(s)
   return s:write_records({ { name = "category" }, { name = "type" }, { name = "label" } }, records)
 end
 
+-- dashboard list | show | status | refresh (sfreports.cli.dashboard)
+function commands.dashboard(s, args)
+  return require("sfreports.cli.dashboard").run(s, args)
+end
+-- the report lifecycle commands (create, clone, save, delete-report, fields, operators)
+for name, fn in pairs(require "sfreports.cli.lifecycle") do commands[name] = fn end
 
 return commands

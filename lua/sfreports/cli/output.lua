@@ -63,6 +63,7 @@ end
 
 -- Writes a report's rows; exit 3 (with a warning naming the fix) when it is truncated.
 function Session:write_report(report, paged)
+  if self.o.groups then return self:write_summary(report) end -- sfreports.cli.lifecycle
   local out, oerr = self:open_output()
   if not out then return self:fail(oerr) end
   local n, err = self:write_rows(report, out, self.o.raw)
