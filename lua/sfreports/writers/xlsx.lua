@@ -292,7 +292,15 @@ function M.write(src, dest, opts)
   local shape, iter, report = shape_of(src, opts)
   local xlsx = require "sfreports.xlsx"
   local target = td == "string" and temporary_name(dest) or os.tmpname()
+  -- made here first, so that an unwritable folder is a clean error before any row
+  local probe, perr = io.open(target, "wb")
+  if not probe then
+    return nil, io_error("cannot write " .. (td == "string" and dest or "a temporary file") .. ": "
+      .. (match(tostring(perr), ": ([^:]+)$") or tostring(perr)))
+  end
+  probe:close()
   local b, berr = new_book(xlsx, target, opts.tmpdir)
+  if not b then os.remove(target) end
   if not b then return nil, berr end
   local ok, n = pcall(function()
     local count = write_rows(b, shape, iter, opts, xlsx.MAX_ROWS - 1)
