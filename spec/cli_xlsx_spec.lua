@@ -21,7 +21,6 @@ end
 local ROOT = abspath(here() .. "/..")
 local BIN = ROOT .. "/bin/sfreports"
 local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.%d+)"))
-local XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 local org, TMP
 local counter = 0

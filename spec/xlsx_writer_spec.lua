@@ -131,7 +131,8 @@ local function assert_same_as_writers(report, path, raw)
         local fmt = cell.num_format or ""
         check(cell.type == "n" and close_to(tonumber(jv), got)
           and (kind ~= "percent" or fmt:find("%", 1, true) ~= nil)
-          and (kind ~= "currency" or fmt:find("#,##0.00", 1, true) ~= nil), where, tostring(jv) .. " vs " .. tostring(got))
+          and (kind ~= "currency" or fmt:find("#,##0.00", 1, true) ~= nil),
+          where, tostring(jv) .. " vs " .. tostring(got))
       end
     end
     -- nothing beyond the CSV's width
@@ -190,7 +191,9 @@ describe("writers.xlsx", function()
       sheet.xml:match("<autoFilter[^>]*>"))
     -- widths: the description column (long text) is wider than the boolean one
     local widths = {}
-    for min, w in sheet.xml:gmatch('<col min="(%d+)" max="%d+" width="([%d.]+)"') do widths[tonumber(min)] = tonumber(w) end
+    for min, w in sheet.xml:gmatch('<col min="(%d+)" max="%d+" width="([%d.]+)"') do
+      widths[tonumber(min)] = tonumber(w)
+    end
     local desc, closed
     for i, c in ipairs(report:columns()) do
       if c.name == "DESCRIPTION" then desc = i elseif c.name == "CLOSED" then closed = i end
@@ -294,7 +297,9 @@ describe("writers.xlsx", function()
     local same = 0
     for r = 2, 5001 do
       local amount = sheet.rows[r][2]
-      if csv[r][1] == sheet.rows[r][1].value and tonumber(csv[r][2]) == (amount and amount.value) then same = same + 1 end
+      if csv[r][1] == sheet.rows[r][1].value and tonumber(csv[r][2]) == (amount and amount.value) then
+        same = same + 1
+      end
     end
     assert.are.equal(5000, same)
     org:control("fault", { kind = "server_error", count = 50, path = "A0003MAB%?includeDetails", after = 2 })
@@ -349,7 +354,8 @@ describe("sfreports.xlsx", function()
     assert(sheet:write(3, 0, "x"))
     assert.has_error(function() sheet:write(2, 0, "y") end,
       "sfreports.xlsx: row 2 was written after row 3 (rows must go down)")
-    assert.has_error(function() sheet:write(-1, 0, "y") end, "sfreports.xlsx: row must be a whole number from 0 to 1048575")
+    assert.has_error(function() sheet:write(-1, 0, "y") end,
+      "sfreports.xlsx: row must be a whole number from 0 to 1048575")
     assert.has_error(function() sheet:write(4, 0, {}) end,
       "sfreports.xlsx: write expects a string, number, boolean or nil, got table")
     assert.has_error(function() xlsx.layout({ "nope" }) end)

@@ -127,7 +127,8 @@ function Book:sheet(i)
     local style = tonumber(attr(attrs, "s") or "0")
     local xf = self.xfs[style + 1] or {}
     local t = attr(attrs, "t")
-    local cell = { ref = ref, style = style, num_format = xf.num_format, bold = xf.bold, formula = body:find("<f", 1, true) ~= nil }
+    local cell = { ref = ref, style = style, num_format = xf.num_format, bold = xf.bold,
+      formula = body:find("<f", 1, true) ~= nil }
     if t == "inlineStr" then
       local parts = {}
       for text in body:gmatch("<t[^>]*>(.-)</t>") do parts[#parts + 1] = unescape(text) end

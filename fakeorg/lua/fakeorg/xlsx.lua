@@ -213,9 +213,10 @@ local function start(filename)
   ngx.header["Content-Disposition"] = 'attachment; filename="' .. gsub(filename, '["\\%c]', "_") .. '"'
 end
 
--- Sends a workbook: the sheet's rows come from rows(write_row), which calls
--- write_row(cells) per row. cut_after: stop (connection closed, no end) after that many
--- bytes; stall: seconds of silence at that point instead.
+-- Sends a workbook whose one sheet is named `name`: the sheet's rows come from
+-- rows(write_row), which calls write_row(cells) per row. fault: { after = bytes,
+-- seconds = s }: stop after that many bytes (after s seconds of silence), closing the
+-- connection without the end of the body.
 local function send(name, header, rows, fault)
   local w = out.writer()
   local sent, cut = 0, false
@@ -234,7 +235,8 @@ local function send(name, header, rows, fault)
   local z = new_zip(put)
   z.file("[Content_Types].xml", CONTENT_TYPES)
   z.file("_rels/.rels", ROOT_RELS)
-  z.file("xl/workbook.xml", workbook("Report"))
+  -- an Excel sheet name: at most 31 characters, none of []:*?/\
+  z.file("xl/workbook.xml", workbook((gsub(name, "[%[%]:%*%?/\\]", " ")):sub(1, 31)))
   z.file("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)
   z.file("xl/styles.xml", STYLES)
   local write, close = z.stream("xl/worksheets/sheet1.xml")

@@ -163,8 +163,8 @@ function argv.check(o, command, seen)
     usage_error(format("--format %q: expected csv, tsv, json, jsonl, table or xlsx", o.format))
   end
   if o.format == "xlsx" and not XLSX_COMMANDS[command] then
-    usage_error(format("--format xlsx writes report rows: it applies to run, fetch, query and export, not `sfreports %s`",
-      command))
+    usage_error(format("--format xlsx writes report rows: it applies to run, fetch, query and export,"
+      .. " not `sfreports %s`", command))
   end
   if command == "export" and o.format ~= nil and o.format ~= "xlsx" then
     usage_error("`sfreports export` writes Salesforce's formatted .xlsx; for other formats use `sfreports run`")

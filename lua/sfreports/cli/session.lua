@@ -54,7 +54,8 @@ end
 function Session:check_binary_output()
   local out = self.o.output
   if out == nil then
-    require("sfreports.cli.argv").usage_error("an .xlsx workbook is binary: give -o FILE (or -o - to write it to a pipe)")
+    require("sfreports.cli.argv").usage_error(
+      "an .xlsx workbook is binary: give -o FILE (or -o - to write it to a pipe)")
   end
   if out == "-" and self:stdout_is_tty() then
     require("sfreports.cli.argv").usage_error("refusing to write an .xlsx workbook to a terminal: redirect"
