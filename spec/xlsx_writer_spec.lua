@@ -374,4 +374,31 @@ describe("sfreports.xlsx", function()
     collectgarbage()
     assert.is_nil(io.open(path, "rb"))
   end)
+
+  it("leaves no temporary file open after a discard or a failed close", function()
+    local function open_fds()
+      local p = io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("*l"):match("^%d+") .. "/fd")
+      local n = 0
+      for _ in p:lines() do n = n + 1 end
+      p:close()
+      return n
+    end
+    local never = os.tmpname()
+    os.remove(never)
+    local before = open_fds()
+    for i = 1, 20 do
+      local book = assert(xlsx.open(i % 2 == 0 and never or "/nonexistent/dir/x.xlsx"))
+      local sheet = assert(book:sheet("S"))
+      for r = 0, 50 do assert(sheet:write(r, 0, "row")) end
+      if i % 2 == 0 then
+        book:discard()
+      else
+        local ok, err = book:close()
+        assert.is_nil(ok)
+        assert.truthy(err:find("cannot write the workbook", 1, true))
+      end
+    end
+    assert.are.equal(before, open_fds())
+    assert.is_nil(io.open(never, "rb"))
+  end)
 end)

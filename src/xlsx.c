@@ -43,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xlsxwriter.h>
 
 #include "compat.h"
@@ -67,6 +69,8 @@ typedef struct {
     int nformats, capformats;
     sfr_currency *currencies;  /* a format per currency code, made on first use */
     int ncur, capcur;
+    lxw_worksheet **sheets;    /* the worksheets added (owned by wb), for discarding */
+    int nsheets, capsheets;
 } sfr_book;
 
 typedef struct {
@@ -100,9 +104,23 @@ static sfr_book *sfr_check_book(lua_State *L, int i)
 static void sfr_book_release(sfr_book *b)
 {
     if (b->wb != NULL) {
+        int i;
+        /* In constant-memory mode each worksheet keeps its rows in a temporary file
+         * (unlinked, open) until workbook_close assembles the file; lxw_workbook_free
+         * does not close it (libxlsxwriter 1.1), which would keep the descriptor and the
+         * disk space of the rows until the process ends. */
+        for (i = 0; i < b->nsheets; i++) {
+            if (b->sheets[i]->optimize_tmpfile != NULL) {
+                fclose(b->sheets[i]->optimize_tmpfile);
+                b->sheets[i]->optimize_tmpfile = NULL;
+            }
+        }
         lxw_workbook_free(b->wb); /* discards: no file is written */
         b->wb = NULL;
     }
+    free(b->sheets);
+    b->sheets = NULL;
+    b->nsheets = b->capsheets = 0;
     free(b->formats);
     b->formats = NULL;
     b->nformats = b->capformats = 0;
@@ -280,19 +298,60 @@ static int sfr_book_sheet(lua_State *L)
     lua_setfield(L, -2, "book");
     sfr_setuservalue(L, -2);
     sh->book = b;
+    if (b->nsheets == b->capsheets) {
+        int ncap = b->capsheets ? b->capsheets * 2 : 4;
+        lxw_worksheet **ns = realloc(b->sheets, (size_t)ncap * sizeof(*ns));
+        if (ns == NULL)
+            luaL_error(L, "sfreports.xlsx: out of memory");
+        b->sheets = ns;
+        b->capsheets = ncap;
+    }
     sh->ws = workbook_add_worksheet(b->wb, name);
     if (sh->ws == NULL)
         luaL_error(L, "sfreports.xlsx: cannot add worksheet '%s'", name);
+    b->sheets[b->nsheets++] = sh->ws;
     return 1;
 }
+
+typedef struct {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+} sfr_tmpfile_id;
 
 /* book:close() -> true | nil, err: assembles and writes the file. */
 static int sfr_book_close(lua_State *L)
 {
     sfr_book *b = sfr_check_book(L, 1);
-    lxw_error e = workbook_close(b->wb); /* frees the workbook whatever happens */
+    sfr_tmpfile_id *ids;
+    int i, n = b->nsheets;
+    lxw_error e;
+    /* workbook_close frees the workbook whatever happens, but when it fails (the file
+     * cannot be created, the disk is full) it may leave worksheets' temporary files
+     * open (libxlsxwriter 1.1): each is identified first, and closed afterwards if the
+     * same unlinked file is still open on that descriptor. */
+    ids = lua_newuserdata(L, sizeof(*ids) * (size_t)(n > 0 ? n : 1)); /* Lua-owned scratch */
+    for (i = 0; i < n; i++) {
+        struct stat st;
+        FILE *f = b->sheets[i]->optimize_tmpfile;
+        ids[i].fd = -1;
+        if (f != NULL && fstat(fileno(f), &st) == 0) {
+            ids[i].fd = fileno(f);
+            ids[i].dev = st.st_dev;
+            ids[i].ino = st.st_ino;
+        }
+    }
+    e = workbook_close(b->wb);
     b->wb = NULL;
     sfr_book_release(b);
+    if (e != LXW_NO_ERROR) {
+        for (i = 0; i < n; i++) {
+            struct stat st;
+            if (ids[i].fd >= 0 && fstat(ids[i].fd, &st) == 0 && st.st_dev == ids[i].dev
+                && st.st_ino == ids[i].ino && st.st_nlink == 0)
+                close(ids[i].fd); /* its FILE was freed with the workbook, or is lost */
+        }
+    }
     if (e != LXW_NO_ERROR) {
         lua_pushnil(L);
         lua_pushfstring(L, "cannot write the workbook: %s", lxw_strerror(e));
