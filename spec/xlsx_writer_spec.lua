@@ -376,8 +376,12 @@ describe("sfreports.xlsx", function()
   end)
 
   it("leaves no temporary file open after a discard or a failed close", function()
+    local stat = assert(io.open("/proc/self/stat"))
+    local pid = stat:read("*l"):match("^%d+")
+    stat:close()
     local function open_fds()
-      local p = io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("*l"):match("^%d+") .. "/fd")
+      collectgarbage()
+      local p = io.popen("ls /proc/" .. pid .. "/fd")
       local n = 0
       for _ in p:lines() do n = n + 1 end
       p:close()
