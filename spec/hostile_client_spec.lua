@@ -86,6 +86,26 @@ describe("the client against a hostile server", function()
         end)
       end
 
+      it("a token endpoint answer with CR/LF in the token is an auth error from new, not a raise", function()
+        local id = hostile.new_id()
+        srv:set_case("token_crlf", id)
+        local o = { auth = { flow = "client_credentials", client_id = "cid-123456",
+          client_secret = "csecret-123456", login_url = srv.url }, retries = 0 }
+        local err
+        if engine == "libcurl" then
+          local ok, c, e = pcall(sfreports.new, o)
+          assert.is_true(ok, tostring(c))
+          assert.is_nil(c)
+          err = e
+        else
+          local answer = runner:run({ client = o, calls = {} })
+          err = answer.new_err
+        end
+        assert.equal("auth", err.kind)
+        assert.matches("control characters", err.message)
+        assert.equal(1, srv:seen(id).requests)
+      end)
+
       it("a redirect is an error that says it was one", function()
         local id = hostile.new_id()
         srv:set_case("redirect", id)

@@ -47,7 +47,8 @@ cli.parse_filter = syntax.parse_filter
 cli.run_options = syntax.run_options
 
 local usage_error = argv.usage_error
-local COMMAND_NAMES = "run export describe instances fetch delete list query types"
+local COMMAND_NAMES = "run export describe instances fetch delete list query types create clone save delete-report"
+  .. " fields operators dashboard"
 
 -- Edit distance (insertions, deletions, substitutions) between two short words.
 local function distance(a, b)
@@ -112,7 +113,7 @@ local function dispatch(s, positional, seen)
   end
   local args = {}
   for i = 2, #positional do args[i - 1] = positional[i] end
-  if #args ~= #spec.args then
+  if #args > #spec.args or #args < (spec.min_args or #spec.args) then
     usage_error(format("`sfreports %s` takes %s, got %d argument%s", command,
       #spec.args == 0 and "no arguments" or concat(spec.args, " "), #args, #args == 1 and "" or "s"))
   end

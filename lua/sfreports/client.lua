@@ -22,6 +22,16 @@ M.DEFAULT_TIMEOUT = 150 -- seconds: above Salesforce's 2-minute limit on a sync 
 local Client = {}
 Client.__index = Client
 
+-- A 404 says what was not found: Salesforce's own text ("The requested resource does not
+-- exist") names nothing. Returns err.
+function M.not_found(err, what)
+  if type(err) == "table" and err.status == 404 and not err.not_found then
+    err.not_found = what
+    err.message = what .. " was not found: " .. tostring(err.message)
+  end
+  return err
+end
+
 -- Kept for callers of the first release (the rules live in sfreports.options).
 function M.check_options(opts, allowed, where)
   return options.check(opts, allowed, where, 2)
@@ -154,9 +164,11 @@ function Client:send(req)
   options.check(req, REQUEST_FIELDS, "client:send", 2)
   local method, path, body, headers, raw = req.method, req.path, req.body, req.headers, req.raw == true
   if type(body) == "table" then body = json.encode(body) end
-  return self.sender:call(method, function(t, left)
+  local value, err = self.sender:call(method, function(t, left)
     return t:request(method, path, body, headers, { raw = raw, timeout = left })
   end, req.timeout)
+  if value == nil then return nil, M.not_found(err, (match(path, "^[^?]*"))) end
+  return value, err
 end
 
 -- Sends one request through the transport with this client's policy.
@@ -240,7 +252,10 @@ function Client:send_run(plan, timeout)
   local value, err = self.sender:call(plan.method, function(t, left)
     return t[fn](t, plan.id, plan.metadata, plan.details, { timeout = left })
   end, timeout)
-  if value == nil then err.report_id = err.report_id or plan.id end
+  if value == nil then
+    err.report_id = err.report_id or plan.id
+    M.not_found(err, "report " .. plan.id)
+  end
   return value, err
 end
 
@@ -443,6 +458,103 @@ end
 -- Several formatted exports, one at a time unless opts.concurrency says otherwise.
 function Client:export_many(list, opts)
   return require("sfreports.export").export_many(self, list, opts)
+end
+
+-- lifecycle (sfreports.lifecycle)
+
+-- Drops this client's cached describe of a report (both id forms), so that the next run
+-- with run options fetches it again. Returns true.
+function Client:forget_describe(report_id)
+  if type(report_id) == "string" and ids.check(report_id) then
+    self._describe_cache[report_id] = nil
+    self._describe_cache[report_id:sub(1, 15)] = nil
+    self._describe_cache[ids.to18(report_id:sub(1, 15))] = nil
+  end
+  return true
+end
+
+-- Creates a report from reportMetadata (POST /reports): its describe, or nil, err.
+function Client:create_report(metadata)
+  local d, err = require("sfreports.lifecycle").create(self, metadata)
+  return d, err
+end
+
+-- Clones a report (POST /reports?cloneId=): opts { name = (required), folder = }.
+function Client:clone_report(report_id, opts)
+  local d, err = require("sfreports.lifecycle").clone(self, report_id, opts)
+  return d, err
+end
+
+-- Saves changes to a report (PATCH): run options (filters, columns, groupings,
+-- aggregates, sort...), name/description/folder, or raw metadata. The saved describe, or
+-- nil, err. Salesforce deletes the report's running async instances when it is saved.
+function Client:save_report(report_id, changes)
+  local d, err = require("sfreports.lifecycle").save(self, report_id, changes)
+  return d, err
+end
+
+-- Deletes a report: true, or nil, err (an api error with status 404 when it is gone).
+function Client:delete_report(report_id)
+  local ok, err = require("sfreports.lifecycle").delete(self, report_id)
+  return ok, err
+end
+
+-- The fields a report can use (POST /reports/ID/fields); opts { intersect_with = {ids} }.
+function Client:report_fields(report_id, opts)
+  local d, err = require("sfreports.lifecycle").fields(self, report_id, opts)
+  return d, err
+end
+
+-- The describe of one report type (GET /reportTypes/TYPE).
+function Client:report_type(report_type)
+  local d, err = require("sfreports.lifecycle").report_type(self, report_type)
+  return d, err
+end
+
+-- Filter operators per data type (GET /filteroperators); opts { dashboards = true }.
+function Client:filter_operators(opts)
+  local d, err = require("sfreports.lifecycle").filter_operators(self, opts)
+  return d, err
+end
+
+-- dashboards (sfreports.dashboards)
+
+-- Recently used dashboards: { id, name, url, status_url, raw }.
+function Client:dashboards()
+  return require("sfreports.dashboards").list(self)
+end
+
+-- A dashboard's results: components turned into report objects (opts: filters by label,
+-- running_user, components, timeout).
+function Client:dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").get(self, dashboard_id, opts)
+end
+
+-- Per-component refresh status of a dashboard.
+function Client:dashboard_status(dashboard_id, opts)
+  return require("sfreports.dashboards").status(self, dashboard_id, opts)
+end
+
+-- Starts a refresh (or finds the one in progress): a handle with :wait(opts) and :poll().
+function Client:refresh_dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").refresh(self, dashboard_id, opts)
+end
+
+function Client:describe_dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").describe(self, dashboard_id, opts)
+end
+
+function Client:clone_dashboard(dashboard_id, name)
+  return require("sfreports.dashboards").clone(self, dashboard_id, name)
+end
+
+-- Saves changes (PATCH): name, description, metadata, filters (sticky).
+function Client:save_dashboard(dashboard_id, changes)
+  return require("sfreports.dashboards").save(self, dashboard_id, changes)
+end
+
+function Client:delete_dashboard(dashboard_id)
+  return require("sfreports.dashboards").delete(self, dashboard_id)
 end
 
 M.Client = Client

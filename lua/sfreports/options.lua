@@ -43,6 +43,7 @@ M.RUN = {
   details = "boolean", metadata = "table", filters = "table", logic = "string",
   replace_filters = "boolean|table", date_filter = "string|table", sort = "string|table",
   top = "number|table", columns = "table", groupings = "table",
+  aggregates = "table", replace_aggregates = "boolean|table",
   wait = "table|boolean", timeout = WAIT_SECONDS, sleep = "function", yield = "boolean",
   delete = "boolean|string", async = "boolean", id = "string",
   poll_interval = SECONDS, poll_max = SECONDS, key = "string", page_size = "number",
@@ -52,6 +53,26 @@ M.RUN = {
 M.WAIT = {
   timeout = WAIT_SECONDS, poll_interval = SECONDS, poll_max = SECONDS,
   sleep = "function", yield = "boolean", delete = "boolean|string",
+}
+
+-- Dashboards (sfreports.dashboards): a dashboard's results, a refresh, and waiting on it.
+M.DASHBOARD = {
+  filters = "table", running_user = "string", components = "table", timeout = SECONDS,
+}
+M.DASHBOARD_REFRESH = { filters = "table", running_user = "string", timeout = SECONDS }
+M.DASHBOARD_WAIT = {
+  timeout = WAIT_SECONDS, poll_interval = SECONDS, poll_max = SECONDS,
+  sleep = "function", yield = "boolean", components = "table",
+}
+M.DASHBOARD_SAVE = { name = "string", description = "string", filters = "table", metadata = "table" }
+-- Options of run_all (sfreports.paging; a concurrency above 20 is capped there). sort and
+-- top cannot apply, paging orders rows by its key: paging refuses them with its own message.
+M.RUN_ALL = {
+  filters = "table", logic = "string", replace_filters = "boolean|table", date_filter = "string|table",
+  columns = "table", groupings = "table", metadata = "table", details = "boolean",
+  aggregates = "table", replace_aggregates = "boolean|table",
+  key = "string|table", strategy = "string", concurrency = { "number", integer = true, min = 1, max = 1e6 },
+  on_page = "function", max_runs = { "number", integer = true, min = 1, max = 1e6 },
 }
 
 -- Options of run_many itself (the rest are run options, defaults for every entry).

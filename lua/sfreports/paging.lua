@@ -52,6 +52,7 @@
 -- multisets of whole rows), paging.paged (the object run_all returns); this file holds
 -- the pager (work items, splitting, keyset steps) and run_all.
 local errors = require "sfreports.errors"
+local options = require "sfreports.options"
 local filters = require "sfreports.filters"
 local RO = require "sfreports.run_options"
 local json = require "sfreports.json"
@@ -78,12 +79,6 @@ M.DEFAULT_CONCURRENCY = 4
 M.MAX_CONCURRENCY = 20      -- concurrent synchronous runs per org (§8)
 M.DEFAULT_MAX_RUNS = 500    -- synchronous runs per org per hour (§8)
 
-local OPTIONS = {
-  filters = "table", logic = "string", replace_filters = "boolean|table", date_filter = "string|table",
-  columns = "table", groupings = "table", metadata = "table", details = "boolean",
-  key = "string|table", strategy = "string", concurrency = "number", on_page = "function",
-  max_runs = "number", sort = "nil", top = "nil",
-}
 
 ---------------------------------------------------------------------------------------
 -- small helpers
@@ -389,26 +384,18 @@ end
 -- entry point
 
 local function check_options(opts)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error("sfreports: run_all expects an options table, got " .. type(opts), 3) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then error(format("sfreports: unknown option '%s' for run_all", tostring(k)), 3) end
-    if want == "nil" then
-      error(format("sfreports: run_all orders rows by its paging key, so '%s' cannot apply; "
-        .. "choose the key with opts.key", k), 3)
-    end
-    if not want:find(type(v), 1, true) then
-      error(format("sfreports: option '%s' for run_all must be a %s, got %s", k, want, type(v)), 3)
+  if type(opts) == "table" then
+    for _, k in ipairs({ "sort", "top" }) do
+      if opts[k] ~= nil then
+        error(format("sfreports: run_all orders rows by its paging key, so '%s' cannot apply; "
+          .. "choose the key with opts.key", k), 3)
+      end
     end
   end
+  opts = options.check(opts, options.RUN_ALL, "run_all", 2)
   if opts.details == false then error("sfreports: run_all returns detail rows; details = false cannot apply", 3) end
   if opts.strategy ~= nil and opts.strategy ~= "keyset" and opts.strategy ~= "ranges" then
     error("sfreports: run_all strategy must be \"keyset\" or \"ranges\"", 3)
-  end
-  local c = opts.concurrency
-  if c ~= nil and (c ~= floor(c) or c < 1) then
-    error("sfreports: run_all concurrency must be a positive integer", 3)
   end
   if type(opts.key) == "table" then
     if #opts.key == 0 then error("sfreports: run_all key must name at least one column", 3) end

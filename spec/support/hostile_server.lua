@@ -116,6 +116,12 @@ function CASES.ok(c)
   return c:send(json_response("200 OK", '{"ok":true}'))
 end
 
+-- a token endpoint whose access_token would split an Authorization header
+function CASES.token_crlf(c)
+  return c:send(json_response("200 OK",
+    '{"access_token":"00Dx!AQ\\r\\nX-Injected: 1","instance_url":"http://127.0.0.1:9","token_type":"Bearer"}'))
+end
+
 -- the request head back, as a JSON body (what a client sent, Authorization included)
 function CASES.echo(c)
   return c:send(json_response("200 OK", cjson.encode({ head = c.head, headers = ngx.req.get_headers() })))

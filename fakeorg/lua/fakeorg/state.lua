@@ -8,7 +8,8 @@ local state = {}
 local function dict() return ngx.shared.fakeorg_state end
 local function stats_dict() return ngx.shared.fakeorg_stats end
 
-state.DEFAULTS = { async_delay = 0.2, sync_delay = 0, slow_delay = 2, api_limit = 15000 }
+state.DEFAULTS = { async_delay = 0.2, sync_delay = 0, slow_delay = 2, api_limit = 15000,
+  dashboard_refresh_delay = 0.5, dashboard_refresh_limit = 200 }
 
 -- Called from init_by_lua with the start-up options.
 function state.init(opts)
@@ -125,6 +126,12 @@ local function bump(key, by)
 end
 state.bump = bump
 
+-- Keeps the largest value seen under key.
+function state.record_max(key, value)
+  local s = stats_dict()
+  if value > (s:get(key) or 0) then s:set(key, value) end
+end
+
 function state.request_started(uri)
   local s = stats_dict()
   bump("requests")
@@ -150,13 +157,19 @@ function state.stats()
   local s = stats_dict()
   local out = { requests = s:get("requests") or 0, connections = s:get("connections") or 0,
     gzip = s:get("gzip") or 0, max_concurrent = s:get("max_concurrent") or 0,
-    inflight = s:get("inflight") or 0, by_path = {}, instance_polls = {} }
+    inflight = s:get("inflight") or 0, max_running_instances = s:get("max_running_instances") or 0,
+    by_path = {}, instance_polls = {}, dashboard_log = {} }
+  local dlog = {}
   for _, key in ipairs(s:get_keys(0)) do
     local path = key:match("^path:(.*)$")
     if path then out.by_path[path] = s:get(key) end
     local iid = key:match("^poll:(.*)$")
     if iid then out.instance_polls[iid] = s:get(key) end
+    if key:match("^dlog:") then dlog[#dlog + 1] = key end
   end
+  -- dashboard requests in arrival order (fakeorg.dashboards)
+  table.sort(dlog)
+  for i, key in ipairs(dlog) do out.dashboard_log[i] = util.decode(s:get(key)) end
   return out
 end
 

@@ -21,6 +21,16 @@ local COMMANDS = {
   types = { args = {}, scopes = { output = true }, format = "table" },
   delete = { args = { "REPORT_ID", "INSTANCE_ID" }, scopes = {} },
   export = { args = { "REPORT_ID" }, scopes = { output = true, change = true }, format = "xlsx" },
+  -- list | show ID | status ID | refresh ID (sfreports.cli.dashboard checks which options apply)
+  dashboard = { args = { "SUBCOMMAND", "DASHBOARD_ID" }, min_args = 1, scopes = { output = true, report = true,
+    dashboard = true }, also = { filter = true, wait = true } },
+  -- report lifecycle (sfreports.cli.lifecycle)
+  create = { args = { "METADATA.json" }, scopes = { output = true } },
+  clone = { args = { "REPORT_ID" }, scopes = { output = true, name = true } },
+  save = { args = { "REPORT_ID" }, scopes = { output = true, change = true, name = true } },
+  ["delete-report"] = { args = { "REPORT_ID" }, scopes = { confirm = true } },
+  fields = { args = { "REPORT_ID" }, scopes = { output = true, intersect = true }, format = "table" },
+  operators = { args = {}, scopes = { output = true }, format = "table" },
 }
 argv.COMMANDS = COMMANDS
 
@@ -58,6 +68,17 @@ local OPTIONS = {
   ["--no-wait"] = { key = "no_wait", arity = "flag", scope = "run" },
   ["--all"] = { key = "all", arity = "flag", scope = "run" },
   ["--wait"] = { key = "wait", arity = "flag", scope = "fetch" },
+  ["--component"] = { key = "component", arity = "value", scope = "dashboard" },
+  ["--running-user"] = { key = "running_user", arity = "value", scope = "dashboard" },
+  -- aggregates and the report lifecycle (sfreports.cli.lifecycle)
+  ["--aggregate"] = { key = "aggregate", arity = "value", many = true, scope = "change" },
+  ["--replace-aggregates"] = { key = "replace_aggregates", arity = "optional", scope = "change" },
+  ["--groups"] = { key = "groups", arity = "flag", scope = "report" },
+  ["--name"] = { key = "name", arity = "value", scope = "name" },
+  ["--folder"] = { key = "folder", arity = "value", scope = "name" },
+  ["--yes"] = { key = "yes", arity = "flag", scope = "confirm" },
+  ["-y"] = { key = "yes", arity = "flag", scope = "confirm" },
+  ["--intersect"] = { key = "intersect", arity = "value", scope = "intersect" },
 }
 argv.OPTIONS = OPTIONS
 
@@ -155,7 +176,7 @@ function argv.check(o, command, seen)
   local spec = COMMANDS[command]
   for _, name in pairs(seen) do
     local opt = OPTIONS[name]
-    if opt.scope ~= "all" and not spec.scopes[opt.scope] then
+    if opt.scope ~= "all" and not spec.scopes[opt.scope] and not (spec.also and spec.also[opt.key]) then
       usage_error(format("option %s does not apply to `sfreports %s`", name, command))
     end
   end

@@ -308,4 +308,11 @@ function commands.export(s, args)
   return EXIT.OK
 end
 
+-- dashboard list | show | status | refresh (sfreports.cli.dashboard)
+function commands.dashboard(s, args)
+  return require("sfreports.cli.dashboard").run(s, args)
+end
+-- the report lifecycle commands (create, clone, save, delete-report, fields, operators)
+for name, fn in pairs(require "sfreports.cli.lifecycle") do commands[name] = fn end
+
 return commands

@@ -19,6 +19,13 @@ Commands:
   list                          recently viewed reports
   query METADATA.json           run report metadata without saving a report (- reads stdin)
   types                         report types, by category
+  dashboard list|show|status|refresh [ID]   dashboards: components, rows, refresh
+  create METADATA.json          create a report from reportMetadata; prints its id
+  clone REPORT_ID --name NAME   copy a report under a new name; prints the copy's id
+  save REPORT_ID [CHANGES]      save filters, columns, aggregates, sort... into a report
+  delete-report REPORT_ID       delete a report (asks first on a terminal; --yes)
+  fields REPORT_ID              the fields a report can use (--intersect ID,...)
+  operators                     filter operators per data type
   help [COMMAND]                this text, or a command's options and examples
 
 Credentials:
@@ -89,6 +96,12 @@ Changing the run (nothing is saved):
   --sort COLUMN[:desc]  sort the detail rows (repeatable; :asc is the default)
   --top N[:desc]        only the first N rows in sort order (needs --sort or a saved sort)
   --columns A,B,C       the detail columns to return, in this order
+  --aggregate AGG       add an aggregate (repeatable): sum(AMOUNT), avg(COL), min(COL),
+                        max(COL), unique(COL), RowCount, or the API's s!AMOUNT, a!, m!, x!, u!
+  --replace-aggregates[=AGG,...]  drop the saved aggregates (all, or those listed; a
+                        column name drops every saved aggregate on it)
+  --groups              write the aggregates instead of the rows: one line per group,
+                        subtotal and grand total, headed by the aggregate labels
 
 Running:
   --async               run as an asynchronous instance and wait for it, with progress
@@ -111,6 +124,7 @@ Examples:
       --filter "STAGE_NAME = 'Closed Won','Closed Lost'" --logic "1 OR 2"
   sfreports run 00OFk00000A0001MAB --date CLOSE_DATE:LAST_N_DAYS:90 --format jsonl --raw -o recent.jsonl
   sfreports run 00OFk00000A0001MAB --async --timeout 900 --org prod
+  sfreports run 00OFk00000B0001MAB --aggregate "avg(AMOUNT)" --aggregate "max(AMOUNT)" --groups
 ]],
   export = [[
 usage: sfreports export REPORT_ID -o FILE [OPTIONS]
@@ -203,6 +217,97 @@ The default format is table.
 
 Example:
   sfreports types --format csv
+]],
+  dashboard = [[
+usage: sfreports dashboard list
+       sfreports dashboard show DASHBOARD_ID [--filter "FILTER=OPTION"]... [--running-user USER_ID]
+                                [--component ID|TITLE] [--format F] [-o FILE|DIR] [--raw]
+       sfreports dashboard status DASHBOARD_ID
+       sfreports dashboard refresh DASHBOARD_ID [--wait] [--timeout SECONDS] [show's options]
+
+list     recently used dashboards: id, name, url (default format table)
+show     without --component: a summary of the components: title, id, type, status, rows,
+         error (default format table). With -o DIR, each component's rows also go to a
+         file in DIR (NN-title.csv, or the --format's extension), written atomically.
+         With --component (an id, or a title in any case): that component's rows in
+         --format (default csv), to -o FILE or standard output: its detail rows, or, for
+         a chart, metric or table of groups, one row per group with its aggregates.
+status   each component's refresh status and date (default format table)
+refresh  starts a refresh (a refresh already in progress is not an error); with --wait,
+         waits for it (up to --timeout seconds) and then shows the dashboard like show
+
+--filter "FILTER=OPTION"  a dashboard filter by its label or name, and one of its options
+         by alias, label, value or id (repeatable, at most three filters; checked against
+         the dashboard's metadata before the results are requested)
+--running-user USER_ID   view the dashboard as that user (dashboards that allow it)
+
+Exit status 1 when any component shown failed (each one is named on standard error).
+
+Examples:
+  sfreports dashboard list
+  sfreports dashboard show 01ZFk00000G0001MAB --filter "Region=EMEA" --filter "Deal Size=Large"
+  sfreports dashboard show 01ZFk00000G0001MAB --component "Open Deals" --format jsonl
+  sfreports dashboard show 01ZFk00000G0001MAB -o sales/
+  sfreports dashboard refresh 01ZFk00000G0001MAB --wait --timeout 300
+]],
+  create = [[
+usage: sfreports create METADATA.json [--format json] [-o FILE]
+
+Creates a report (POST analytics/reports) from {"reportMetadata": {...}} or the
+reportMetadata object itself (name, reportType, reportFormat, detailColumns, groupingsDown,
+aggregates, reportFilters...); - reads standard input. Prints the new report's id on
+standard output (--format json: its whole describe) and a note on standard error.
+
+Example:
+  id=$(sfreports create pipeline.json)
+]],
+  clone = [[
+usage: sfreports clone REPORT_ID --name NAME [--folder FOLDER_ID] [--format json]
+
+Copies a report (POST analytics/reports?cloneId=REPORT_ID) under a new name, in the same
+folder unless --folder. Prints the copy's id (--format json: its describe).
+
+Example:
+  copy=$(sfreports clone 00OFk00000A0001MAB --name "Pipeline (EMEA)")
+  sfreports save "$copy" --filter "BILLING_COUNTRY = Germany,France"
+]],
+  save = [[
+usage: sfreports save REPORT_ID [CHANGES] [--name NAME] [--folder FOLDER_ID] [--format json]
+
+Saves changes into the report (PATCH analytics/reports/REPORT_ID): the options that change
+a run -- --filter, --logic, --replace-filters, --date, --from/--to, --sort, --top,
+--columns, --aggregate, --replace-aggregates -- checked against the report's describe
+before anything is sent, plus --name and --folder. Prints the report id (--format json:
+the saved describe). Salesforce deletes the report's running asynchronous runs when it
+is saved.
+
+Examples:
+  sfreports save 00OFk00000A0001MAB --filter "STAGE_NAME = Closed Won" --aggregate "max(AMOUNT)"
+  sfreports save 00OFk00000A0001MAB --name "Won deals" --replace-filters
+]],
+  ["delete-report"] = [[
+usage: sfreports delete-report REPORT_ID [--yes]
+
+Deletes a report for good. On a terminal it asks first; otherwise (a script) --yes is
+required. A report that does not exist is a failure (exit status 1, HTTP 404).
+
+Example:
+  sfreports delete-report 00OFk00000A0001MAB --yes
+]],
+  fields = [[
+usage: sfreports fields REPORT_ID [--intersect REPORT_ID,...] [--format table|csv|tsv|json|jsonl]
+
+Lists the fields the report can use (POST analytics/reports/REPORT_ID/fields): name,
+label, type, group. With --intersect, the fields it shares with those reports.
+
+Example:
+  sfreports fields 00OFk00000A0001MAB --format csv
+]],
+  operators = [[
+usage: sfreports operators [--format table|csv|tsv|json|jsonl]
+
+Lists the filter operators per data type (GET analytics/filteroperators): type,
+operator (the API name --filter takes), label.
 ]],
   help = [[
 usage: sfreports help [COMMAND]

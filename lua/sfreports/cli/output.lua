@@ -77,6 +77,7 @@ end
 
 -- Writes a report's rows; exit 3 (with a warning naming the fix) when it is truncated.
 function Session:write_report(report, paged)
+  if self.o.groups then return self:write_summary(report) end -- sfreports.cli.lifecycle
   if self.format == "xlsx" then
     local n, err = self:write_xlsx(report)
     if not n then

@@ -28,7 +28,7 @@ function Session.new(env, io_streams)
     stdout = io_streams.stdout or io.stdout,
     stderr = io_streams.stderr or io.stderr,
     stdin = io_streams.stdin or io.stdin,
-    stderr_tty = io_streams.stderr_tty, stdout_tty = io_streams.stdout_tty,
+    stderr_tty = io_streams.stderr_tty, stdin_tty = io_streams.stdin_tty, stdout_tty = io_streams.stdout_tty,
     sleep = io_streams.sleep, clock = io_streams.clock,
     getenv = getenv_of(env),
     o = {}, secrets = {},
