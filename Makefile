@@ -29,6 +29,8 @@ CURL_CFLAGS ?= $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 SSL_LIBS ?= $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 ZLIB_LIBS ?= $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+XLSX_CFLAGS ?= $(shell pkg-config --cflags xlsxwriter 2>/dev/null)
+XLSX_LIBS ?= $(shell pkg-config --libs xlsxwriter 2>/dev/null || echo -lxlsxwriter -lz)
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -39,7 +41,9 @@ ALL_LIBS = $(CURL_LIBS) $(SSL_LIBS) $(ZLIB_LIBS)
 
 BUILD = build/$(LUA)
 CORE = $(BUILD)/sfreports/core.so
-SOURCES = $(wildcard src/*.c) $(wildcard src/*.h)
+# the native .xlsx writer's C half (sfreports.xlsx, over libxlsxwriter): a module of its own
+XLSX = $(BUILD)/sfreports/xlsx.so
+SOURCES = $(filter-out src/xlsx.c,$(wildcard src/*.c)) $(wildcard src/*.h)
 
 BUSTED = $(LUA) /usr/bin/busted
 SPEC_PATHS = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
@@ -47,11 +51,16 @@ SPEC_PATHS = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;'
 .PHONY: all deps test test-all test-one demo env install clean lint sanitize memcheck bench fuzz \
 	spec-cores nginx-example
 
-all: $(CORE)
+all: $(CORE) $(XLSX)
 
 $(CORE): $(SOURCES)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LIBFLAG) -o $@ src/core.c $(ALL_LIBS)
+
+$(XLSX): src/xlsx.c src/compat.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(XLSX_CFLAGS) $(LDFLAGS) $(LIBFLAG) \
+		-o $@ src/xlsx.c $(XLSX_LIBS)
 
 # What every spec run needs besides the core under test: the plain build for $(LUA)
 # (bin/sfreports, run as a child process by the CLI specs, loads build/<interpreter>/),
@@ -62,7 +71,7 @@ ifneq ($(LUA),luajit)
 $(LUAJIT_CORE): $(SOURCES)
 	@$(MAKE) --no-print-directory LUA=luajit all
 endif
-spec-cores: $(CORE) $(LUAJIT_CORE)
+spec-cores: $(CORE) $(XLSX) $(LUAJIT_CORE)
 
 deps:
 	@bash .ci/deps.sh
@@ -95,9 +104,10 @@ env:
 	@echo "export LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;'"
 	@echo "export PATH='$(CURDIR)/bin':\"\$$PATH\""
 
-install: $(CORE)
+install: $(CORE) $(XLSX)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/sfreports $(DESTDIR)$(LUA_SHAREDIR)/sfreports $(DESTDIR)$(BINDIR)
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_LIBDIR)/sfreports/core.so
+	install -m 0755 $(XLSX) $(DESTDIR)$(LUA_LIBDIR)/sfreports/xlsx.so
 	for f in $$(cd lua && find sfreports -name '*.lua'); do \
 	  install -D -m 0644 "lua/$$f" "$(DESTDIR)$(LUA_SHAREDIR)/$$f"; done
 	@if [ -f bin/sfreports ]; then \
@@ -129,6 +139,7 @@ SAN_CC ?= gcc
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 SAN_BUILD = build/sanitize/lua5.4
 SAN_CORE = $(SAN_BUILD)/sfreports/core.so
+SAN_XLSX = $(SAN_BUILD)/sfreports/xlsx.so
 SAN_LUA = $(SAN_BUILD)/lua_host
 SAN_ENV = SFREPORTS_UNDER_SANITIZER=1 \
 	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
@@ -137,11 +148,15 @@ $(SAN_CORE): $(SOURCES)
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) -fPIC -fvisibility=hidden -I/usr/include/lua5.4 $(CURL_CFLAGS) $(LDFLAGS) \
 		$(LIBFLAG) -o $@ src/core.c $(ALL_LIBS)
+$(SAN_XLSX): src/xlsx.c src/compat.h
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) -fPIC -fvisibility=hidden -I/usr/include/lua5.4 $(XLSX_CFLAGS) $(LDFLAGS) \
+		$(LIBFLAG) -o $@ src/xlsx.c $(XLSX_LIBS)
 $(SAN_LUA): fuzz/lua_host.c
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_FLAGS) $(WARN) -I/usr/include/lua5.4 -o $@ fuzz/lua_host.c -llua5.4
 sanitize: deps
-	@$(MAKE) --no-print-directory LUA=lua5.4 spec-cores $(SAN_CORE) $(SAN_LUA)
+	@$(MAKE) --no-print-directory LUA=lua5.4 spec-cores $(SAN_CORE) $(SAN_XLSX) $(SAN_LUA)
 	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
 		$(SAN_ENV) $(SAN_LUA) /usr/bin/busted --cpath='$(SAN_BUILD)/?.so' $(SPECS)
 

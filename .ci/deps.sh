@@ -8,7 +8,7 @@ packages=(
   gcc make pkg-config curl openssl clang libclang-rt-14-dev
   lua5.1 lua5.3 lua5.4 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev
   luajit2 libluajit2-5.1-dev
-  libcurl4-openssl-dev libssl-dev zlib1g-dev libxlsxwriter-dev
+  libcurl4-openssl-dev libssl-dev zlib1g-dev libxlsxwriter-dev unzip
   lua-cjson lua-busted lua-check luarocks
   nginx libnginx-mod-http-lua
   ${SFREPORTS_EXTRA_PACKAGES:-}

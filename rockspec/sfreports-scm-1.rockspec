@@ -9,8 +9,9 @@ description = {
   summary = "Run Salesforce reports (Reports and Dashboards REST API) from Lua and OpenResty",
   detailed = [[
     sfreports runs Salesforce reports synchronously or asynchronously, turns every report
-    format into rows, writes CSV/TSV/JSON, pages past the 2,000-row cap, and works inside
-    OpenResty without blocking the worker. A C core does HTTP with libcurl.
+    format into rows, writes CSV/TSV/JSON and .xlsx (libxlsxwriter), streams Salesforce's
+    formatted Excel export, pages past the 2,000-row cap, and works inside OpenResty
+    without blocking the worker. A C core does HTTP with libcurl.
   ]],
   license = "MIT",
   homepage = "https://github.com/sfreports/sfreports",
@@ -23,6 +24,8 @@ external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
   CRYPTO = { header = "openssl/evp.h", library = "crypto" },
   ZLIB = { header = "zlib.h", library = "z" },
+  -- the native .xlsx writer (sfreports.xlsx); Debian: libxlsxwriter-dev
+  XLSXWRITER = { header = "xlsxwriter.h", library = "xlsxwriter" },
 }
 build = {
   type = "builtin",
@@ -32,6 +35,12 @@ build = {
       libraries = { "curl", "crypto", "z" },
       incdirs = { "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", "$(ZLIB_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(ZLIB_LIBDIR)" },
+    },
+    ["sfreports.xlsx"] = {
+      sources = { "src/xlsx.c" },
+      libraries = { "xlsxwriter", "z" },
+      incdirs = { "$(XLSXWRITER_INCDIR)", "$(ZLIB_INCDIR)" },
+      libdirs = { "$(XLSXWRITER_LIBDIR)", "$(ZLIB_LIBDIR)" },
     },
     ["sfreports.async"] = "lua/sfreports/async.lua",
     ["sfreports.auth"] = "lua/sfreports/auth.lua",
@@ -51,6 +60,7 @@ build = {
     ["sfreports.dashboards.model"] = "lua/sfreports/dashboards/model.lua",
     ["sfreports.dashboards.refresh"] = "lua/sfreports/dashboards/refresh.lua",
     ["sfreports.errors"] = "lua/sfreports/errors.lua",
+    ["sfreports.export"] = "lua/sfreports/export.lua",
     ["sfreports.describe"] = "lua/sfreports/describe.lua",
     ["sfreports.filters"] = "lua/sfreports/filters.lua",
     ["sfreports.filters.args"] = "lua/sfreports/filters/args.lua",
@@ -95,6 +105,7 @@ build = {
     ["sfreports.writers.delimited"] = "lua/sfreports/writers/delimited.lua",
     ["sfreports.writers.json_rows"] = "lua/sfreports/writers/json_rows.lua",
     ["sfreports.writers.text"] = "lua/sfreports/writers/text.lua",
+    ["sfreports.writers.xlsx"] = "lua/sfreports/writers/xlsx.lua",
   },
   install = {
     bin = { sfreports = "bin/sfreports" },

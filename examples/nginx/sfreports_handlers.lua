@@ -3,6 +3,7 @@
 -- so one nginx worker serves many report requests at once. See README.md.
 --   GET  /reports/<id>.csv               run the report (sync) and stream it as CSV;
 --                                        ?all=1: every row, past the 2,000-row cap (run_all)
+--   GET  /reports/<id>.xlsx              Salesforce's formatted export, streamed through
 --   GET  /reports/<id>/describe          the report's describe, as Salesforce sent it
 --   POST /reports/<id>/runs              start an async run; JSON {id, status, ...}
 --   GET  /reports/<id>/runs/<iid>        status of an async run as JSON
@@ -30,7 +31,7 @@ M.FLUSH_BYTES = 64 * 1024 -- CSV is handed to nginx in pieces of about this size
 -- HTTP status for each sfreports error kind, as seen by this service's callers.
 local STATUS = {
   invalid = 400, auth = 502, http = 502, api = 502, decode = 502,
-  network = 502, timeout = 504, limit = 429,
+  network = 502, timeout = 504, limit = 429, io = 502,
 }
 
 local function send_json(status, value)
@@ -152,6 +153,39 @@ function M.report_csv(client_opts)
   local report, err = client:run_sync(id, { details = o.details })
   if not report then return send_error(err) end
   return M.stream_csv(report, id .. ".csv", o.raw)
+end
+
+-- GET /reports/<id>.xlsx: Salesforce's formatted export (client:export), handed to the
+-- caller piece by piece as it arrives from Salesforce, never held whole. The headers
+-- (Content-Type, Content-Disposition with Salesforce's file name) are set when the first
+-- byte is in, so an error before it (JSON from Salesforce, a bad id) is still answered as
+-- JSON with a status; a failure after it can only abort the response.
+function M.report_xlsx(client_opts)
+  local client = M.client(client_opts)
+  local id = ngx.var.report_id
+  local started = false
+  local info, err = client:export(id, {
+    details = run_options().details,
+    on_start = function(i)
+      started = true
+      ngx.status = 200
+      ngx.header["Content-Type"] = i.content_type or "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+      local name = (i.filename or (id .. ".xlsx")):gsub('["\\%c]', "_")
+      ngx.header["Content-Disposition"] = 'attachment; filename="' .. name .. '"'
+    end,
+    to = function(chunk)
+      local ok, perr = ngx.print(chunk)
+      if not ok then return nil, perr end
+      ngx.flush(false)
+      return true
+    end,
+  })
+  if not info then
+    if not started then return send_error(err) end
+    ngx.log(ngx.ERR, "sfreports: xlsx export failed after it started: ", tostring(err))
+    return ngx.exit(ngx.ERROR)
+  end
+  return ngx.exit(ngx.OK)
 end
 
 -- GET /reports/<id>/describe: passed through as Salesforce sent it (raw: no decode and

@@ -47,7 +47,7 @@ cli.parse_filter = syntax.parse_filter
 cli.run_options = syntax.run_options
 
 local usage_error = argv.usage_error
-local COMMAND_NAMES = "run describe instances fetch delete list query types create clone save delete-report"
+local COMMAND_NAMES = "run export describe instances fetch delete list query types create clone save delete-report"
   .. " fields operators dashboard"
 
 -- Edit distance (insertions, deletions, substitutions) between two short words.

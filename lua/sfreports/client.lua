@@ -455,6 +455,18 @@ function Client:close()
 end
 Client.__close = Client.close
 
+-- export (sfreports.export)
+-- Salesforce's formatted .xlsx of a report run, streamed to opts.to (a path, written
+-- atomically; a file handle; or a function): { bytes, filename, path } | nil, err.
+function Client:export(report_id, opts)
+  return require("sfreports.export").export(self, report_id, opts)
+end
+
+-- Several formatted exports, one at a time unless opts.concurrency says otherwise.
+function Client:export_many(list, opts)
+  return require("sfreports.export").export_many(self, list, opts)
+end
+
 -- lifecycle (sfreports.lifecycle)
 
 -- Drops this client's cached describe of a report (both id forms), so that the next run

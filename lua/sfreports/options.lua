@@ -82,6 +82,17 @@ M.MANY = {
   sleep = "function", yield = "boolean",
 }
 
+-- client:export (sfreports.export): the run options that shape a formatted export, where
+-- the file goes, and the call's budget. export_many takes the same as defaults for every
+-- entry, plus how many exports run at once.
+M.EXPORT = {
+  details = "boolean", metadata = "table", filters = "table", logic = "string",
+  replace_filters = "boolean|table", date_filter = "string|table", sort = "string|table",
+  top = "number|table", columns = "table", groupings = "table",
+  timeout = SECONDS, to = "string|function|userdata|table", on_start = "function", id = "string",
+}
+M.EXPORT_MANY = { concurrency = { "number", integer = true, min = 1, max = 20 } }
+
 M.DELETE_VALUES = { [true] = true, [false] = true, after = true, timeout = true }
 
 local function describe_bounds(rule)

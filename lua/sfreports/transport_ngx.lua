@@ -13,7 +13,9 @@
 --   run_sync(id, md?, details?, ropts?), run_async(...), fetch_instance(id, iid, ropts?)
 --   start(...) -> handle; perform(wait) -> finished handles; handle:result()
 --   pending(); set_token(t); stats(); close()
--- ropts: true (raw) or { raw =, timeout = } (timeout caps this request's total time);
+-- ropts: true (raw) or { raw =, timeout =, sink = } (timeout caps this request's total
+-- time; sink: a 2xx of the type the Accept header names is handed to that function piece
+-- by piece, see src/request.c);
 -- the runs take { timeout =, start = true } (start returns a handle, like start).
 -- Certificates: cosockets verify against nginx's `lua_ssl_trusted_certificate`; the
 -- cafile/capath options of the libcurl session do not apply here.
@@ -155,9 +157,14 @@ end
 ---------------------------------------------------------------------------
 -- I/O: sfreports.ngx_http (bounded reads, total deadline, streaming gunzip)
 
--- Classifies a finished exchange exactly as the C session does.
+-- Classifies a finished exchange exactly as the C session does. A body that went to the
+-- plan's sink is its byte count (the value, as the C session returns it).
 local function finish(plan, status, headers, body)
-  local value, err = classify(status, headers["content-type"], body, headers, plan.allow_empty, plan.raw)
+  if type(body) == "number" then
+    return body, { status = status, headers = headers, limit_info = headers["sforce-limit-info"], bytes = body }
+  end
+  local value, err = classify(status, headers["content-type"], body, headers, plan.allow_empty, plan.raw,
+    plan.sink and plan.stream_type or nil)
   if value == nil then
     err.limit_info = headers["sforce-limit-info"]
     return nil, err

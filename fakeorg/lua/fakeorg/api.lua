@@ -9,6 +9,7 @@ local engine = require "fakeorg.engine"
 local describe = require "fakeorg.describe"
 local instances = require "fakeorg.instances"
 local oauth = require "fakeorg.oauth"
+local xlsx = require "fakeorg.xlsx"
 local dashboards = require "fakeorg.dashboards"
 local reports = require "fakeorg.reports"
 local ids = require "sfreports.ids"
@@ -124,6 +125,7 @@ local function run_sync(ctx, report)
   if not doc then return api_error(err) end
   state.bump("runs:sync")
   sleep_for_sync(report)
+  if xlsx.wanted() then return xlsx.serve(report, doc) end -- the formatted export
   doc.head.attributes = report_attributes(ctx, report)
   return out.result(200, doc)
 end

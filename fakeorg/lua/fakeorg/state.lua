@@ -21,7 +21,11 @@ end
 function state.reset()
   local d = dict()
   local token = d:get("startup_token")
+  local epoch = d:get("epoch") or 0
   d:flush_all()
+  -- requests that started before the reset must not count in the new statistics when
+  -- they finish (an abandoned transfer may end after the next test has begun)
+  d:set("epoch", epoch + 1)
   d:set("startup_token", token)
   d:set("token_gen", 1)
   d:set("tok:" .. token, 1)
@@ -136,12 +140,13 @@ function state.request_started(uri)
   local inflight = bump("inflight")
   local max = s:get("max_concurrent") or 0
   if inflight > max then s:set("max_concurrent", inflight) end
-  ngx.ctx.fakeorg_counted = true
+  ngx.ctx.fakeorg_counted = dict():get("epoch") or 0
 end
 
 -- log_by_lua: in-flight bookkeeping and gzip count.
 function state.request_finished()
-  if not ngx.ctx.fakeorg_counted then return end
+  local epoch = ngx.ctx.fakeorg_counted
+  if not epoch or epoch ~= (dict():get("epoch") or 0) then return end
   bump("inflight", -1)
   if ngx.var.sent_http_content_encoding == "gzip" and not ngx.ctx.fakeorg_own_encoding then
     bump("gzip")

@@ -20,6 +20,7 @@ local COMMANDS = {
   list = { args = {}, scopes = { output = true }, format = "table" },
   types = { args = {}, scopes = { output = true }, format = "table" },
   delete = { args = { "REPORT_ID", "INSTANCE_ID" }, scopes = {} },
+  export = { args = { "REPORT_ID" }, scopes = { output = true, change = true }, format = "xlsx" },
   -- list | show ID | status ID | refresh ID (sfreports.cli.dashboard checks which options apply)
   dashboard = { args = { "SUBCOMMAND", "DASHBOARD_ID" }, min_args = 1, scopes = { output = true, report = true,
     dashboard = true }, also = { filter = true, wait = true } },
@@ -84,7 +85,10 @@ local OPTIONS = {
 }
 argv.OPTIONS = OPTIONS
 
-argv.FORMATS = { csv = true, tsv = true, json = true, jsonl = true, table = true }
+argv.FORMATS = { csv = true, tsv = true, json = true, jsonl = true, table = true, xlsx = true }
+-- xlsx is a workbook of report rows: only for the commands that write a report's rows
+-- (and `export`, which writes nothing else)
+local XLSX_COMMANDS = { run = true, fetch = true, query = true, export = true }
 
 -- A usage error travels as this table through error() inside parsing helpers.
 local UsageError = {}
@@ -180,7 +184,14 @@ function argv.check(o, command, seen)
     end
   end
   if o.format ~= nil and not argv.FORMATS[o.format] then
-    usage_error(format("--format %q: expected csv, tsv, json, jsonl or table", o.format))
+    usage_error(format("--format %q: expected csv, tsv, json, jsonl, table or xlsx", o.format))
+  end
+  if o.format == "xlsx" and not XLSX_COMMANDS[command] then
+    usage_error(format("--format xlsx writes report rows: it applies to run, fetch, query and export,"
+      .. " not `sfreports %s`", command))
+  end
+  if command == "export" and o.format ~= nil and o.format ~= "xlsx" then
+    usage_error("`sfreports export` writes Salesforce's formatted .xlsx; for other formats use `sfreports run`")
   end
   local checked = { format = o.format or spec.format }
   if o.timeout ~= nil then checked.timeout = seconds(o.timeout, "--timeout", "300") end

@@ -76,10 +76,16 @@ end
 
 local commands = {}
 
+-- --format xlsx needs a file or a pipe: checked before any request.
+local function check_output(s)
+  if s.format == "xlsx" then s:check_binary_output() end
+end
+
 function commands.run(s, args)
   local o = s.o
   check_report_id(args[1], "report id")
   local ropts = syntax.run_options(o)
+  check_output(s)
   if o.no_wait then
     if o.all then usage_error("--no-wait cannot be combined with --all") end
     if o.output or o.format or o.raw then
@@ -128,6 +134,7 @@ end
 function commands.fetch(s, args)
   check_report_id(args[1], "report id")
   check_report_id(args[2], "instance id")
+  check_output(s)
   local client, cerr = s:ready()
   if not client then return s:fail(cerr) end
   local report, err
@@ -159,6 +166,7 @@ function commands.query(s, args)
   end
   if not text then return s:fail(rerr) end
   local ropts = syntax.run_options(s.o)
+  check_output(s)
   local core_ok, core = pcall(require, "sfreports.core")
   if not core_ok then return s:fail("cannot load the sfreports library: " .. tostring(core)) end
   local md, derr = core.decode(text)
@@ -282,6 +290,28 @@ function commands.types(s)
     end
   end
   return s:write_records({ { name = "category" }, { name = "type" }, { name = "label" } }, records)
+end
+
+-- Salesforce's formatted export (client:export): the .xlsx streamed into -o FILE's
+-- temporary file (renamed when complete) or onto standard output (-o -, not a terminal).
+function commands.export(s, args)
+  check_report_id(args[1], "report id")
+  local ropts = syntax.run_options(s.o)
+  s:check_binary_output()
+  local client, cerr = s:ready()
+  if not client then return s:fail(cerr) end
+  if type(client.export) ~= "function" then
+    return s:fail("this version of the sfreports library has no formatted export (client:export)")
+  end
+  local to = s.o.output == "-" and s.stdout or s._file
+  ropts.to = to
+  local info, err = client:export(args[1], ropts)
+  if not info then return s:fail_err(err) end
+  local ok, werr = s:close_output()
+  if not ok then return s:fail("cannot write the output: " .. tostring(werr)) end
+  s:note(format("wrote %d bytes of Salesforce's formatted export%s", info.bytes,
+    info.filename and (" (" .. info.filename .. ")") or ""))
+  return EXIT.OK
 end
 
 -- dashboard list | show | status | refresh (sfreports.cli.dashboard)

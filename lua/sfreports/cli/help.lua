@@ -11,6 +11,7 @@ usage: sfreports COMMAND [ARGUMENTS] [OPTIONS]
 
 Commands:
   run REPORT_ID                 run a report and write its rows (CSV unless --format)
+  export REPORT_ID -o FILE      Salesforce's formatted .xlsx of a run (the Export button)
   describe REPORT_ID            the report's metadata as JSON (--format table: its columns)
   instances REPORT_ID           the report's asynchronous runs
   fetch REPORT_ID INSTANCE_ID   write the rows of an asynchronous run
@@ -40,8 +41,10 @@ Options for every command:
   --retries N          how many times a failed request is tried again (default: the
                        library's; 0 never retries)
   --stall-timeout S    give up on a response that sends nothing for S seconds
-  --format FORMAT      csv, tsv, json, jsonl or table (aligned columns for a terminal;
+  --format FORMAT      csv, tsv, json, jsonl, table (aligned columns for a terminal;
                        table reads all rows before printing, to measure the columns)
+                       or xlsx (an Excel workbook, typed cells: needs -o FILE or -o -
+                       onto a pipe; run, fetch and query)
   -o, --output FILE    write to FILE instead of standard output (- is standard output);
                        FILE is replaced only when the command succeeds
   -q, --quiet          no progress or notes on standard error (errors still appear)
@@ -71,7 +74,9 @@ Runs a saved report and writes its detail rows as they are produced: CSV by defa
 
 Output:
   --format FORMAT       csv (default), tsv, json (an array of objects), jsonl (one
-                        object per line) or table (aligned; reads all rows first)
+                        object per line), table (aligned; reads all rows first) or
+                        xlsx (a workbook with typed cells, written as rows arrive:
+                        needs -o FILE, or -o - onto a pipe; works with --all)
   --raw                 values instead of display labels (350000 rather than "$350,000.00")
   --formula-guard       CSV/TSV: prefix fields starting with = + - @ with ' (spreadsheets)
   -o, --output FILE     write to FILE (written to a temporary file next to it, renamed
@@ -123,6 +128,22 @@ Examples:
   sfreports run 00OFk00000A0001MAB --date CLOSE_DATE:LAST_N_DAYS:90 --format jsonl --raw -o recent.jsonl
   sfreports run 00OFk00000A0001MAB --async --timeout 900 --org prod
   sfreports run 00OFk00000B0001MAB --aggregate "avg(AMOUNT)" --aggregate "max(AMOUNT)" --groups
+]],
+  export = [[
+usage: sfreports export REPORT_ID -o FILE [OPTIONS]
+
+Writes Salesforce's own formatted Excel export of a run (what the Export button gives:
+its layout, its formatting) to FILE, streamed as it arrives: a temporary file next to
+FILE is renamed over it only when the whole file is in. -o - writes it to standard
+output, which must not be a terminal. Takes the run options of `run` (--filter, --logic,
+--replace-filters, --date, --from/--to, --date-column, --sort, --top, --columns).
+Salesforce advises against several large formatted exports at a time.
+For a workbook built here from the rows (every row with --all, typed cells, one sheet
+per view), use `sfreports run REPORT_ID --format xlsx -o FILE`.
+
+Examples:
+  sfreports export 00OFk00000A0001MAB -o pipeline.xlsx
+  sfreports export 00OFk00000A0001MAB --filter "AMOUNT > 10000" -o - | gzip > pipeline.xlsx.gz
 ]],
   describe = [[
 usage: sfreports describe REPORT_ID [--format json|table|csv|tsv|jsonl] [-o FILE]

@@ -28,11 +28,39 @@ function Session.new(env, io_streams)
     stdout = io_streams.stdout or io.stdout,
     stderr = io_streams.stderr or io.stderr,
     stdin = io_streams.stdin or io.stdin,
-    stderr_tty = io_streams.stderr_tty, stdin_tty = io_streams.stdin_tty,
+    stderr_tty = io_streams.stderr_tty, stdin_tty = io_streams.stdin_tty, stdout_tty = io_streams.stdout_tty,
     sleep = io_streams.sleep, clock = io_streams.clock,
     getenv = getenv_of(env),
     o = {}, secrets = {},
   }, Session)
+end
+
+-- True when standard output is a terminal (io_streams.stdout_tty, or asks the shell).
+function Session:stdout_is_tty()
+  if self.stdout_tty == nil then
+    local tty = false
+    if self.stdout == io.stdout then
+      local a, _, c = os.execute("test -t 1")
+      if type(a) == "number" then tty = a == 0
+      else tty = a == true and (c == nil or c == 0) end
+    end
+    self.stdout_tty = tty
+  end
+  return self.stdout_tty
+end
+
+-- A binary output (xlsx) needs -o FILE, or -o - onto something that is not a terminal.
+-- Raises a usage error otherwise (before any request).
+function Session:check_binary_output()
+  local out = self.o.output
+  if out == nil then
+    require("sfreports.cli.argv").usage_error(
+      "an .xlsx workbook is binary: give -o FILE (or -o - to write it to a pipe)")
+  end
+  if out == "-" and self:stdout_is_tty() then
+    require("sfreports.cli.argv").usage_error("refusing to write an .xlsx workbook to a terminal: redirect"
+      .. " standard output to a file or a pipe, or give -o FILE")
+  end
 end
 
 -- True when file descriptor 2 is a terminal (asks the shell: Lua has no isatty).
@@ -348,7 +376,8 @@ function Session:close_output()
   end
   local f, tmp = self._file, self._tmp
   self._file = nil
-  local ok, err = f:close()
+  local ok, err = true, nil
+  if f then ok, err = f:close() end -- (a writer that wrote the file by name closed it)
   if ok and self.interrupted then ok, err = nil, "interrupted" end
   if ok then ok, err = os.rename(tmp, self.o.output) end
   if not ok then
