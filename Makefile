@@ -5,7 +5,7 @@
 #   make env               prints the exports that run the library from this checkout
 #   make install           into $(DESTDIR)$(PREFIX)
 #   make nginx-example NGINX_DIR=DIR   the nginx example, ready to start (examples/nginx/README.md)
-#   make sanitize|memcheck|fuzz|lint|bench|clean
+#   make sanitize|memcheck|fuzz|lint|bench|bench-compare OLD=dir|clean
 
 LUA ?= lua5.4
 RUNTIMES ?= lua5.4 lua5.3 lua5.1 luajit
@@ -48,7 +48,7 @@ SOURCES = $(filter-out src/xlsx.c,$(wildcard src/*.c)) $(wildcard src/*.h)
 BUSTED = $(LUA) /usr/bin/busted
 SPEC_PATHS = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all deps test test-all test-one demo env install clean lint sanitize memcheck bench fuzz \
+.PHONY: all deps test test-all test-one demo env install clean lint sanitize memcheck bench bench-compare fuzz \
 	spec-cores nginx-example
 
 all: $(CORE) $(XLSX)
@@ -207,6 +207,13 @@ nginx-example: $(LUAJIT_CORE)
 	@chmod -R a+rX '$(NGINX_DIR)'
 	@echo "nginx example ready in $(abspath $(NGINX_DIR)) (port $(NGINX_PORT)); start it with:"
 	@echo "  SF_INSTANCE_URL=... SF_ACCESS_TOKEN=... nginx -p $(abspath $(NGINX_DIR)) -c $(abspath $(NGINX_DIR))/nginx.conf -e $(abspath $(NGINX_DIR))/error.log"
+
+# Before/after: the sfreports scenarios of `make bench` for this checkout and OLD (another
+# checkout, e.g. a git worktree of an older commit), interleaved against one fake org, with
+# new/old ratios of wall, CPU, peak RSS and callgrind instructions (bench/compare.lua).
+bench-compare:
+	@test -n "$(OLD)" || { echo "usage: make bench-compare OLD=dir [BENCH_ARGS=...]" >&2; exit 2; }
+	@bash bench/compare.sh $(OLD) $(BENCH_ARGS)
 
 lint:
 	luacheck -q --no-color lua spec bin examples bench fakeorg fuzz

@@ -1,11 +1,13 @@
 -- bench/common.lua: shared set-up of the benchmark contender scripts (loaded with dofile):
 -- module paths of this checkout for the running interpreter, and a client from the
 -- environment (SF_INSTANCE_URL / SF_ACCESS_TOKEN, as the CLI reads them).
+-- SFREPORTS_BENCH_ROOT names another checkout whose lua/ and build/ to load instead of
+-- this one's (bench/compare.lua runs the same scripts against two checkouts).
 --   local common = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
 local common = {}
 
 common.here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
-common.root = common.here .. "/.."
+common.root = os.getenv("SFREPORTS_BENCH_ROOT") or (common.here .. "/..")
 common.runtime = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
 
 package.path = common.root .. "/lua/?.lua;" .. common.root .. "/lua/?/init.lua;"
