@@ -96,6 +96,7 @@ build = {
     ["sfreports.summary"] = "lua/sfreports/summary.lua",
     ["sfreports.send"] = "lua/sfreports/send.lua",
     ["sfreports.sleep"] = "lua/sfreports/sleep.lua",
+    ["sfreports.tmpname"] = "lua/sfreports/tmpname.lua",
     ["sfreports.transport"] = "lua/sfreports/transport.lua",
     ["sfreports.transport_ngx"] = "lua/sfreports/transport_ngx.lua",
     ["sfreports.many"] = "lua/sfreports/many.lua",

@@ -89,21 +89,7 @@ end
 ---------------------------------------------------------------------------------------
 -- destinations
 
-local counter = 0
-
-local function temporary_name(path)
-  local dir, base = match(path, "^(.*/)([^/]*)$")
-  if not dir then dir, base = "", path end
-  for _ = 1, 100 do
-    counter = counter + 1
-    local name = format("%s.%s.sfreports-%s-%d-%d.tmp", dir, base, match(tostring({}), "(%x+)$") or "0",
-      os.time(), counter)
-    local f = io.open(name, "rb")
-    if not f then return name end
-    f:close()
-  end
-  return nil
-end
+local temporary_name = require("sfreports.tmpname").next_to
 
 local function io_error(message, fields)
   fields = fields or {}

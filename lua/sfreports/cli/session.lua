@@ -317,23 +317,7 @@ local function file_error(path, err)
   return "cannot write " .. path .. ": " .. why
 end
 
-local counter = 0
-
--- A name for the temporary file next to path that no file has yet.
-local function temporary_name(path)
-  local dir, base = match(path, "^(.*/)([^/]*)$")
-  if not dir then dir, base = "", path end
-  for _ = 1, 100 do
-    counter = counter + 1
-    -- a fresh table's address differs between processes (ASLR): two runs never collide
-    local name = format("%s.%s.sfreports-%s-%d-%d.tmp", dir, base, match(tostring({}), "(%x+)$") or "0",
-      os.time(), counter)
-    local f = io.open(name, "rb")
-    if not f then return name end
-    f:close()
-  end
-  return nil
-end
+local temporary_name = require("sfreports.tmpname").next_to
 
 -- Makes the temporary file for -o FILE (nothing for standard output). Returns true, or
 -- nil and a message: FILE is a directory, a file that cannot be written, or in a

@@ -237,13 +237,7 @@ end
 ---------------------------------------------------------------------------------------
 -- destinations
 
-local counter = 0
-local function temporary_name(path)
-  local dir, base = match(path, "^(.*/)([^/]*)$")
-  if not dir then dir, base = "", path end
-  counter = counter + 1
-  return format("%s.%s.sfreports-%s-%d-%d.tmp", dir, base, match(tostring({}), "(%x+)$") or "0", os.time(), counter)
-end
+local temporary_name = require("sfreports.tmpname").next_to
 
 -- Copies the file at path into sink (a function or something with :write).
 local function copy_to(path, sink)
