@@ -8,7 +8,7 @@ packages=(
   gcc make pkg-config curl openssl clang libclang-rt-14-dev
   lua5.1 lua5.3 lua5.4 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev
   luajit2 libluajit2-5.1-dev
-  libcurl4-openssl-dev libssl-dev zlib1g-dev
+  libcurl4-openssl-dev libssl-dev zlib1g-dev libxlsxwriter-dev unzip
   lua-cjson lua-busted lua-check luarocks
   nginx libnginx-mod-http-lua
   ${SFREPORTS_EXTRA_PACKAGES:-}
@@ -42,7 +42,16 @@ if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
       echo "could not install $p (see /tmp/sfreports-apt.log)" >&2; exit 1; }
   done
 fi
-# nginx's package starts a system server on port 80; the project never uses it.
-if command -v systemctl >/dev/null 2>&1; then "${sudo[@]}" systemctl stop nginx >/dev/null 2>&1 || true; fi
-"${sudo[@]}" pkill -x nginx -f 'nginx: master process /usr/sbin/nginx' >/dev/null 2>&1 || true
+# nginx's package starts a system server on port 80 when it is installed here; the project
+# never uses it. Stop that one server (the pid file of the package's configuration), and
+# nothing else: other nginx processes on the machine are not ours.
+case " ${missing[*]} " in
+  *" nginx "*|*" libnginx-mod-http-lua "*)
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+      "${sudo[@]}" systemctl stop nginx >/dev/null 2>&1 || true
+    elif [ -s /run/nginx.pid ]; then
+      "${sudo[@]}" kill -QUIT "$(cat /run/nginx.pid)" >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
 exit 0

@@ -3,7 +3,7 @@
 # jsforce (the comparison contender, never a dependency of sfreports) from the npm registry
 # into .cache/bench/node_modules, checks the tools, then runs bench/suite.lua, which
 # prints the tables and writes them to .cache/bench/results.md.
-#   bench/run.sh [suite options: --quick, --only sync,many,keepalive,paging, --reps N ...]
+#   bench/run.sh [suite options: --quick, --only sync,many,keepalive,paging,xlsx, --reps N ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -131,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * mode the input selects: decoded, or raw (the text itself) */
     lua_rawgeti(FL, LUA_REGISTRYINDEX, decode_ref);
     lua_pushlstring(FL, p + body_at, n - body_at);
-    sfr_classify(FL, lua_gettop(FL) - 1, status, ctype, -1, allow_empty, raw, -1, location);
+    sfr_classify(FL, lua_gettop(FL) - 1, status, ctype, -1, allow_empty, raw, -1, location, NULL);
     if (lua_istable(FL, -1)) { /* an error: it prints as one line */
         lua_pushcfunction(FL, sfr_error_tostring);
         lua_pushvalue(FL, -2);

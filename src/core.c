@@ -36,15 +36,18 @@ static int sfr_core_decode(lua_State *L)
     return 2;
 }
 
-/* core.classify(status, content_type?, body, headers?, allow_empty?, raw?) -> value | nil, err
- * For transports that do their own I/O (the nginx cosocket one). */
+/* core.classify(status, content_type?, body, headers?, allow_empty?, raw?, expected?)
+ *   -> value | nil, err
+ * For transports that do their own I/O (the nginx cosocket one). expected: the media
+ * type a request's sink waited for (plan.stream_type), for an answer that did not stream. */
 static int sfr_core_classify(lua_State *L)
 {
     long status;
     const char *ctype, *location = NULL;
     int allow_empty;
     double retry_after = -1;
-    lua_settop(L, 6); /* fixed slots: the body may be replaced in place below */
+    const char *expected;
+    lua_settop(L, 7); /* fixed slots: the body may be replaced in place below */
     {
         /* checked before the cast: on 5.1/LuaJIT luaL_checkinteger casts NaN as is */
         double st = luaL_checknumber(L, 1);
@@ -69,8 +72,9 @@ static int sfr_core_classify(lua_State *L)
         lua_replace(L, 3);
     }
     luaL_checkstring(L, 3);
+    expected = luaL_optstring(L, 7, NULL);
     sfr_classify(L, lua_upvalueindex(1), status, ctype, 3, allow_empty, lua_toboolean(L, 6), retry_after,
-                 location);
+                 location, expected);
     return 2;
 }
 

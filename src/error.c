@@ -322,7 +322,9 @@ static int sfr_body_blank(const char *body, size_t len)
  * (value, nil) or (nil, err). allow_empty: an empty 2xx body is success (DELETE, 204) and
  * yields true. raw: a 2xx JSON body is the value as is, undecoded. retry_after: seconds
  * from a Retry-After header, or -1. location: the Location header or NULL (a 3xx answer
- * is an `http` error naming it: no engine follows redirects). Text from the server
+ * is an `http` error naming it: no engine follows redirects). expected: NULL, or the
+ * media type a request's sink waited for (then every 2xx reaching here is an error:
+ * the answer was not that type, or had no body). Text from the server
  * (message, code, content type, excerpt) goes into errors as one bounded line. */
 /* Pushes the redirect error of a 3xx answer: where it pointed (scheme, host and path of
  * the Location, never its query, fragment or userinfo, which may carry a session id;
@@ -354,13 +356,36 @@ static void sfr_push_redirect_error(lua_State *L, long status, const char *locat
 
 static void sfr_classify(lua_State *L, int decode_idx, long status, const char *ctype,
                          int body_idx, int allow_empty, int raw, double retry_after,
-                         const char *location)
+                         const char *location, const char *expected)
 {
     size_t len;
     const char *body;
     body_idx = sfr_absindex(L, body_idx);
     body = lua_tolstring(L, body_idx, &len);
     int blank = sfr_body_blank(body, len);
+    if (status >= 200 && status < 300 && expected != NULL) {
+        /* a sink waited for `expected` (sfr_streams said no): a 2xx of another type, or
+         * one without a body, is not the file that was asked for */
+        lua_pushnil(L);
+        lua_pushfstring(L, "HTTP %d with ", (int)status);
+        if (blank) {
+            lua_pushliteral(L, "an empty body where ");
+            sfr_push_clean(L, expected, strlen(expected), 100);
+            lua_pushliteral(L, " was expected");
+            lua_concat(L, 4);
+        } else {
+            lua_pushliteral(L, "content type ");
+            sfr_push_clean(L, ctype ? ctype : "(none)", strlen(ctype ? ctype : "(none)"), 100);
+            lua_pushliteral(L, " where ");
+            sfr_push_clean(L, expected, strlen(expected), 100);
+            lua_pushliteral(L, " was expected: ");
+            sfr_push_excerpt(L, body, len);
+            lua_concat(L, 7);
+        }
+        sfr_push_error(L, blank ? "decode" : "http", lua_tostring(L, -1), status, NULL, 0);
+        lua_remove(L, -2);
+        return;
+    }
     if (status >= 200 && status < 300) {
         if (blank) {
             if (allow_empty || status == 204) {

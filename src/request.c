@@ -430,6 +430,10 @@ typedef struct {
     int raw;                 /* a 2xx JSON answer is returned as its text, undecoded */
     int allow_empty;         /* an empty 2xx answer is success (DELETE, HEAD) */
     double timeout;          /* this request's total time cap in seconds; 0: the engine's */
+    int sink;                /* ropts.sink: a 2xx answer of stream_type goes to that function in
+                              * pieces as it arrives, never whole into memory */
+    int ropts_idx;           /* the ropts table on the stack (holds the sink function) */
+    const char *stream_type; /* with a sink: the caller's Accept header, the type that streams */
 } sfr_plan;
 
 static const char *const sfr_methods[] = { "GET", "POST", "DELETE", "PATCH", "PUT", "HEAD", NULL };
@@ -448,19 +452,43 @@ static const char *sfr_check_method(lua_State *L, int i)
 }
 
 /* Reads per-request options at index i into p: nil/false (none), true (raw, the old
- * 5th argument) or a table { raw = bool, timeout = seconds (finite, > 0), start = bool }.
- * Returns start. Raises on misuse. */
+ * 5th argument) or a table { raw = bool, timeout = seconds (finite, > 0), start = bool,
+ * sink = function }. Returns start. Raises on misuse.
+ *
+ * The sink. With ropts.sink, the answer is taken another way: when the status is 2xx
+ * and the Content-Type is the media type the caller's Accept header names
+ * (sfr_streams), the body is handed to sink(chunk) piece by piece as it arrives (the
+ * first call also gets the response headers: sink(chunk, headers)), never held whole;
+ * the result is then the number of bytes handed over. Any other answer (a JSON error,
+ * an HTML page) is collected within max_response and classified as usual, except that
+ * a 2xx of another type is an error: it is not what the sink waits for. A sink that
+ * raises, or returns false or nil plus an error, ends the transfer with an `io` error.
+ * Once a byte reached the sink, a failure is not retryable (err.streamed = bytes). The
+ * libcurl engine calls the sink between curl turns, never from a curl callback; the
+ * cosocket engine calls it per chunk read. */
 static int sfr_read_ropts(lua_State *L, int i, sfr_plan *p)
 {
     int start = 0;
     p->raw = 0;
     p->timeout = 0;
+    p->sink = 0;
+    p->ropts_idx = 0;
+    p->stream_type = NULL;
     if (lua_isnoneornil(L, i) || lua_type(L, i) == LUA_TBOOLEAN) {
         p->raw = lua_toboolean(L, i);
         return 0;
     }
     if (!lua_istable(L, i))
         luaL_error(L, "sfreports: request options must be true (raw) or a table { raw =, timeout = }");
+    i = sfr_absindex(L, i);
+    lua_getfield(L, i, "sink");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TFUNCTION)
+            luaL_error(L, "sfreports: request option 'sink' must be a function");
+        p->sink = 1;
+        p->ropts_idx = i;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, i, "raw");
     p->raw = lua_toboolean(L, -1);
     lua_getfield(L, i, "start");
@@ -512,6 +540,48 @@ static int sfr_caller_has(lua_State *L, int t, const char *name)
     if (found)
         lua_pop(L, 1); /* the key lua_next left */
     return found;
+}
+
+/* The value of the caller's header `name` (headers table at t, 0: none), anchored by that
+ * table, or NULL. */
+static const char *sfr_caller_value(lua_State *L, int t, const char *name)
+{
+    const char *v = NULL;
+    if (t == 0)
+        return NULL;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (strcasecmp(lua_tostring(L, -2), name) == 0) {
+            v = lua_tostring(L, -1); /* the table's own string: stays valid */
+            lua_pop(L, 2);
+            break;
+        }
+        lua_pop(L, 1);
+    }
+    return v;
+}
+
+/* True when the media types of a and b (the part before ';' or ',', blanks trimmed)
+ * are the same, ignoring case. */
+static int sfr_same_media_type(const char *a, const char *b)
+{
+    size_t la, lb;
+    if (a == NULL || b == NULL)
+        return 0;
+    while (*a == ' ' || *a == '\t')
+        a++;
+    while (*b == ' ' || *b == '\t')
+        b++;
+    la = strcspn(a, ";, \t");
+    lb = strcspn(b, ";, \t");
+    return la > 0 && la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/* Whether a response streams to a request's sink: a 2xx of the type the request asked
+ * for (its Accept header). Everything else is collected and classified. */
+static int sfr_streams(long status, const char *ctype, const char *stream_type)
+{
+    return status >= 200 && status < 300 && sfr_same_media_type(ctype, stream_type);
 }
 
 static void sfr_add_line(lua_State *L, int lines, int *n, const char *line)
@@ -594,6 +664,11 @@ static int sfr_plan_make(lua_State *L, const sfr_conf *c, const char *method, in
             luaL_error(L, "sfreports: request path must start with '/' or be an http(s) URL");
         if ((why = sfr_path_problem(path)) != NULL)
             luaL_error(L, "sfreports: request path must not contain %s", why);
+    }
+    if (p->sink) {
+        p->stream_type = sfr_caller_value(L, headers_idx, "Accept");
+        if (p->stream_type == NULL || !sfr_same_media_type(p->stream_type, p->stream_type))
+            luaL_error(L, "sfreports: a request with a sink needs an Accept header naming the media type to stream");
     }
     p->send_body = p->body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0
                    || strcmp(method, "PUT") == 0;
@@ -712,6 +787,12 @@ static void sfr_push_plan_table(lua_State *L, const sfr_plan *p)
         lua_pushnumber(L, p->timeout);
         lua_setfield(L, -2, "timeout");
     }
+    if (p->sink) {
+        lua_getfield(L, p->ropts_idx, "sink");
+        lua_setfield(L, -2, "sink");
+        lua_pushstring(L, p->stream_type);
+        lua_setfield(L, -2, "stream_type");
+    }
 }
 
 /* Leaves (plan, nil) or (nil, err) from what a plan function pushed. */
@@ -777,6 +858,18 @@ static int sfr_core_plan_instance(lua_State *L)
     return sfr_plan_result(L, sfr_plan_instance(L, c, 2, 3, &p), &p);
 }
 
+/* core.streams(stream_type, status, content_type) -> boolean: whether an answer goes to
+ * the sink of a request that asked for stream_type (the cosocket engine's decision, made
+ * by the same rule as the libcurl engine's). */
+static int sfr_core_streams(lua_State *L)
+{
+    const char *want = luaL_checkstring(L, 1);
+    double st = luaL_checknumber(L, 2);
+    const char *ctype = lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : NULL;
+    lua_pushboolean(L, sfr_in_range(st, 0, 999) && sfr_streams((long)st, ctype, want));
+    return 1;
+}
+
 /* conf:options() -> the checked options with defaults (no token; has_token says if one is set) */
 static int sfr_conf_options(lua_State *L)
 {
@@ -822,6 +915,7 @@ static const luaL_Reg sfr_request_plan_funcs[] = {
     { "plan_request", sfr_core_plan_request },
     { "plan_run", sfr_core_plan_run },
     { "plan_instance", sfr_core_plan_instance },
+    { "streams", sfr_core_streams },
     { NULL, NULL }
 };
 

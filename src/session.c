@@ -6,7 +6,15 @@
  * __close and :close()), which tolerate half-built objects and being called twice.
  * A request in flight is kept alive by the session's uservalue table (active[req] = obj)
  * so Lua cannot collect it while curl still points at it. No libcurl callback calls
- * into Lua, so no Lua error can longjmp through libcurl. */
+ * into Lua, so no Lua error can longjmp through libcurl.
+ *
+ * A request with a sink (ropts.sink, see request.c) that gets a 2xx of the type it asked
+ * for does not collect its body: the write callback keeps what arrives in a bounded
+ * buffer (SFR_SINK_BUFFER) and pauses the transfer (CURL_WRITEFUNC_PAUSE) when the
+ * buffer is full; between curl turns (sfr_turn, in the blocking wait and in perform)
+ * and when its result is taken, the buffer is handed to the Lua sink under lua_pcall and
+ * the transfer resumed (curl_easy_pause). So memory stays at one buffer whatever the
+ * size of the file, and the sink runs only where a Lua error is harmless. */
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -16,6 +24,7 @@
 #define SFR_SESSION_MT "sfreports.session"
 #define SFR_REQUEST_MT "sfreports.request"
 #define SFR_MAX_HEADER_BYTES (256 * 1024)
+#define SFR_SINK_BUFFER (256 * 1024) /* bytes held for a sink between two curl turns */
 
 typedef struct sfr_request sfr_request;
 
@@ -44,6 +53,15 @@ struct sfr_request {
     CURLcode result;
     long status;
     char errbuf[CURL_ERROR_SIZE];
+    /* a request with a sink (its function is in the user value table, field sink) */
+    int sink;
+    char *stream_type;     /* the media type that streams (the Accept header), owned */
+    int streaming;         /* 0: not decided yet; 1: the body goes to the sink; -1: collected */
+    int paused;            /* the write callback paused the transfer (buffer full) */
+    int sink_failed;       /* the sink failed: its error replaced the user value */
+    int headers_given;     /* the sink's first call (with the headers) was made */
+    double streamed;       /* bytes taken for the sink (counted against max_response) */
+    double sunk;           /* bytes handed to the sink */
 };
 
 /* ---------- buffers (owned by the request userdata) ---------- */
@@ -102,6 +120,28 @@ static size_t sfr_on_body(char *data, size_t size, size_t nmemb, void *ud)
     sfr_request *r = ud;
     size_t n = size * nmemb;
     size_t max = r->max_response;
+    if (r->sink && r->streaming == 0) {
+        /* the first byte of the body: the status and the headers decide (request.c) */
+        long status = 0;
+        char *ctype = NULL;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
+        r->streaming = sfr_streams(status, ctype, r->stream_type) ? 1 : -1;
+    }
+    if (r->streaming == 1) {
+        if (max > 0 && r->streamed + (double)n > (double)max) {
+            r->too_large = 1;
+            return 0;
+        }
+        if (r->body_len > 0 && r->body_len + n > SFR_SINK_BUFFER) {
+            r->paused = 1; /* curl gives the same bytes again once resumed */
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        if (!sfr_buf_append(&r->body, &r->body_len, &r->body_cap, data, n))
+            return 0;
+        r->streamed += (double)n;
+        return n;
+    }
     if (max > 0 && r->body_len + n > max) {
         r->too_large = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
@@ -163,6 +203,8 @@ static void sfr_request_free(sfr_request *r)
     if (r->easy) { curl_easy_cleanup(r->easy); r->easy = NULL; }
     if (r->headers) { curl_slist_free_all(r->headers); r->headers = NULL; }
     sfr_request_reset_buffers(r);
+    free(r->stream_type);
+    r->stream_type = NULL;
 }
 
 static int sfr_request_gc(lua_State *L)
@@ -340,6 +382,16 @@ static void sfr_request_build(lua_State *L, sfr_session *s, const sfr_plan *p)
     r->raw = p->raw;
     r->allow_empty = p->allow_empty;
     r->max_response = (size_t)s->conf.max_response;
+    if (p->sink) {
+        lua_createtable(L, 0, 1); /* the user value: { sink = function } */
+        lua_getfield(L, p->ropts_idx, "sink");
+        lua_setfield(L, -2, "sink");
+        sfr_setuservalue(L, -2);
+        r->sink = 1;
+        r->stream_type = strdup(p->stream_type); /* owned by the userdata from here */
+        if (r->stream_type == NULL)
+            luaL_error(L, "sfreports: out of memory");
+    }
     r->easy = curl_easy_init();
     if (r->easy == NULL)
         luaL_error(L, "sfreports: curl_easy_init failed");
@@ -458,13 +510,134 @@ static void sfr_collect(lua_State *L, sfr_session *s, int si)
     lua_pop(L, 3);
 }
 
+/* ---------- sinks ---------- */
+
+static void sfr_push_headers(lua_State *L, const char *head, size_t len);
+
+/* Ends the transfer of r (at index ri, in the session at si or 0) with the error on top,
+ * which becomes its user value: out of the multi, finished, and (when it was active)
+ * moved to the session's finished table so that perform reports it. Pops the error. */
+static void sfr_request_fail_now(lua_State *L, int si, int ri, sfr_request *r)
+{
+    int was_active = r->session != NULL;
+    ri = sfr_absindex(L, ri);
+    sfr_setuservalue(L, ri);
+    r->sink_failed = 1;
+    r->done = 1;
+    sfr_detach(r);
+    if (was_active && si != 0) {
+        sfr_getuservalue(L, si);
+        lua_getfield(L, -1, "active");
+        lua_pushlightuserdata(L, r);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+        lua_getfield(L, -2, "finished");
+        lua_pushlightuserdata(L, r);
+        lua_pushvalue(L, ri);
+        lua_rawset(L, -3);
+        lua_pop(L, 3);
+    }
+}
+
+/* Hands what the request at ri (a sink request) holds for its sink to the sink:
+ * sink(chunk), sink(chunk, headers) the first time, under lua_pcall. A sink that raises
+ * or returns false (or nil and an error) fails the request with an `io` error. Then
+ * resumes a paused transfer. Returns 1, or 0 when the sink failed. */
+static int sfr_sink_flush(lua_State *L, int si, int ri)
+{
+    sfr_request *r;
+    int top = lua_gettop(L), nargs = 1, failed;
+    ri = sfr_absindex(L, ri);
+    r = lua_touserdata(L, ri);
+    if (r->streaming != 1 || r->sink_failed || r->body_len == 0)
+        return !r->sink_failed;
+    sfr_getuservalue(L, ri);
+    lua_getfield(L, -1, "sink");
+    lua_pushlstring(L, r->body, r->body_len);
+    r->sunk += (double)r->body_len;
+    r->body_len = 0;
+    if (!r->headers_given) {
+        r->headers_given = 1;
+        sfr_push_headers(L, r->head ? r->head : "", r->head_len);
+        nargs = 2;
+    }
+    if (lua_pcall(L, nargs, 2, 0) != 0) {
+        failed = 1;
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pushfstring(L, "the sink raised a %s", luaL_typename(L, -1));
+            lua_remove(L, -2);
+        }
+        lua_pushliteral(L, ""); /* two slots, as after a call */
+    } else {
+        failed = lua_type(L, -2) == LUA_TBOOLEAN ? !lua_toboolean(L, -2) : (lua_isnil(L, -2) && !lua_isnil(L, -1));
+        if (failed) {
+            if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+                lua_replace(L, -2);
+                lua_pushliteral(L, "");
+            } else {
+                lua_pop(L, 2);
+                lua_pushliteral(L, "the sink refused a chunk");
+                lua_pushliteral(L, "");
+            }
+        }
+    }
+    if (failed) {
+        lua_pop(L, 1);
+        lua_pushfstring(L, "the sink failed: %s", lua_tostring(L, -1));
+        sfr_push_error(L, "io", lua_tostring(L, -1), r->status, NULL, 0);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "request_sent");
+        sfr_push_number(L, r->sunk);
+        lua_setfield(L, -2, "streamed");
+        sfr_request_fail_now(L, si, ri, r);
+        lua_settop(L, top);
+        return 0;
+    }
+    lua_settop(L, top);
+    r->last_io = sfr_now(); /* time spent in the sink is not a stall of the server */
+    if (r->paused && r->easy != NULL && r->in_multi) {
+        r->paused = 0;
+        curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    }
+    return 1;
+}
+
+/* Hands every active request's buffered bytes to its sink. The sinks are Lua code: they
+ * may close requests or the session, so the list is searched again after each call. */
+static void sfr_flush_sinks(lua_State *L, sfr_session *s, int si)
+{
+    int top = lua_gettop(L);
+    si = sfr_absindex(L, si);
+    while (s->multi != NULL) {
+        sfr_request *r;
+        for (r = s->active; r != NULL; r = r->next)
+            if (r->streaming == 1 && !r->sink_failed && r->body_len > 0)
+                break;
+        if (r == NULL)
+            break;
+        sfr_getuservalue(L, si);
+        lua_getfield(L, -1, "active");
+        lua_pushlightuserdata(L, r);
+        lua_rawget(L, -2);          /* the request object, kept alive on the stack */
+        if (!lua_isuserdata(L, -1)) {
+            lua_settop(L, top);
+            break;
+        }
+        sfr_sink_flush(L, si, -1);
+        lua_settop(L, top);
+    }
+}
+
 /* One turn of the engine: run transfers, wait up to wait_ms for activity when nothing
- * finished yet, run them again, collect finished transfers. */
+ * finished yet, run them again, collect finished transfers; sinks get what arrived. */
 static void sfr_turn(lua_State *L, sfr_session *s, int si, int wait_ms)
 {
     int running = 0;
     curl_multi_perform(s->multi, &running);
     sfr_collect(L, s, si);
+    sfr_flush_sinks(L, s, si);
+    if (s->multi == NULL)
+        return;
     if (running > 0 && wait_ms > 0) {
         /* curl runs the progress callback (the stall check) only when it is driven, and
          * when idle it asks to be driven once a second: poll in slices of 1/20 of the
@@ -478,6 +651,7 @@ static void sfr_turn(lua_State *L, sfr_session *s, int si, int wait_ms)
         curl_multi_poll(s->multi, NULL, 0, wait_ms, NULL);
         curl_multi_perform(s->multi, &running);
         sfr_collect(L, s, si);
+        sfr_flush_sinks(L, s, si);
     }
 }
 
@@ -603,14 +777,50 @@ static const char *sfr_curl_kind(const sfr_request *r, int *retryable, int *sent
     }
 }
 
+/* Adds what the exchange cost to the table on top (a meta or an error): bytes_in (the
+ * response's header block and body as received), bytes_out (request head and body),
+ * elapsed (curl's total time, seconds), connection_reused (no new connection was made
+ * and one was used), target (the request target: path and query, never the host). */
+static void sfr_push_exchange(lua_State *L, sfr_request *r)
+{
+    curl_off_t down = 0, up = 0, total_us = 0;
+    long head = 0, req = 0, connects = 0;
+    char *url = NULL, *ip = NULL;
+    const char *t;
+    curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(r->easy, CURLINFO_HEADER_SIZE, &head);
+    curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &req);
+    curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+    curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_IP, &ip);
+    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+    lua_pushinteger(L, (lua_Integer)(down + head));
+    lua_setfield(L, -2, "bytes_in");
+    lua_pushinteger(L, (lua_Integer)(up + req));
+    lua_setfield(L, -2, "bytes_out");
+    lua_pushnumber(L, (lua_Number)total_us / 1e6);
+    lua_setfield(L, -2, "elapsed");
+    lua_pushboolean(L, connects == 0 && ip != NULL && ip[0] != '\0');
+    lua_setfield(L, -2, "connection_reused");
+    if (url != NULL && (t = strstr(url, "://")) != NULL) {
+        t = strchr(t + 3, '/');
+        lua_pushstring(L, t ? t : "/");
+        lua_setfield(L, -2, "target");
+    }
+}
+
 /* Pushes (value, meta) or (nil, err) for a finished request at index ri. decode_idx is the
  * cjson decode function. Frees the response buffers once they are no longer needed. */
 static int sfr_push_result(lua_State *L, int decode_idx, int ri)
 {
     sfr_request *r = lua_touserdata(L, ri);
+    ri = sfr_absindex(L, ri);
     if (!r->done)
         return luaL_error(L, "sfreports: request has not finished (drive it with session:perform)");
-    if (r->failed) { /* never sent: the description was refused */
+    if (r->result == CURLE_OK && r->streaming == 1 && !r->failed)
+        sfr_sink_flush(L, 0, ri); /* the last bytes; a failure makes sink_failed */
+    if (r->failed || r->sink_failed) { /* never sent (a refused description), or a sink failed */
         lua_pushnil(L);
         sfr_getuservalue(L, ri);
         return 2;
@@ -639,12 +849,34 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         } else
             lua_pushfstring(L, "%s: %s", curl_easy_strerror(r->result),
                             r->errbuf[0] ? r->errbuf : "no detail");
+        if (r->sunk > 0)
+            retryable = 0; /* part of the answer is in the sink: trying again would repeat it */
         sfr_push_error(L, kind, lua_tostring(L, -1), r->status > 0 ? r->status : 0, NULL, retryable);
         lua_remove(L, -2);
         lua_pushboolean(L, sent);
         lua_setfield(L, -2, "request_sent");
         lua_pushinteger(L, (lua_Integer)r->result);
         lua_setfield(L, -2, "curl_code");
+        sfr_push_exchange(L, r);
+        if (r->sunk > 0) {
+            sfr_push_number(L, r->sunk);
+            lua_setfield(L, -2, "streamed");
+        }
+        return 2;
+    }
+    if (r->streaming == 1) {
+        /* the body went to the sink: the value is the number of bytes it got */
+        sfr_push_number(L, r->sunk);
+        lua_createtable(L, 0, 5);
+        lua_pushinteger(L, (lua_Integer)r->status);
+        lua_setfield(L, -2, "status");
+        sfr_push_headers(L, r->head ? r->head : "", r->head_len);
+        lua_getfield(L, -1, "sforce-limit-info");
+        lua_setfield(L, -3, "limit_info");
+        lua_setfield(L, -2, "headers");
+        sfr_push_number(L, r->sunk);
+        lua_setfield(L, -2, "bytes");
+        sfr_push_exchange(L, r);
         return 2;
     }
     {
@@ -665,19 +897,23 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
          * large report is held once, not twice, while its decoded tree is built. */
         lua_pushlstring(L, r->body ? r->body : "", r->body_len);
         sfr_request_reset_buffers(r);
-        sfr_classify(L, decode_idx, r->status, ctype, -1, r->allow_empty, r->raw, retry_after, location);
+        sfr_classify(L, decode_idx, r->status, ctype, -1, r->allow_empty, r->raw, retry_after, location,
+                     r->sink ? r->stream_type : NULL);
         lua_remove(L, -3); /* the body string */
         /* stack: headers, ctype, location, value|nil, nil|err */
         ok = !lua_isnil(L, -2);
         if (ok) {
             lua_pop(L, 1);
-            lua_createtable(L, 0, 4);
+            lua_createtable(L, 0, 9);
             lua_pushinteger(L, (lua_Integer)r->status);
             lua_setfield(L, -2, "status");
             lua_pushvalue(L, meta_idx);
             lua_setfield(L, -2, "headers");
+        }
+        if (lua_istable(L, -1)) { /* the meta, or the error: both tell the exchange */
             lua_getfield(L, meta_idx, "sforce-limit-info");
             lua_setfield(L, -2, "limit_info");
+            sfr_push_exchange(L, r);
         }
         return 2;
     }
@@ -710,8 +946,14 @@ static void sfr_wait(lua_State *L, sfr_session *s, int si, int ri)
 {
     sfr_request *r = lua_touserdata(L, ri);
     si = sfr_absindex(L, si);
-    while (!r->done)
+    while (!r->done) {
         sfr_turn(L, s, si, 1000);
+        /* a sink (Lua code) may have closed the session or this request */
+        if (s->multi == NULL)
+            luaL_error(L, "sfreports: the session was closed while a request waited");
+        if (!r->done && r->easy == NULL)
+            luaL_error(L, "sfreports: the request was closed while it was waited for");
+    }
     /* finished[r] is ours to report, not perform's */
     sfr_getuservalue(L, si);
     lua_getfield(L, -1, "finished");

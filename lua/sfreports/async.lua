@@ -196,6 +196,7 @@ end
 local function jitter(gap)
   return gap * (1 - M.JITTER + 2 * M.JITTER * random())
 end
+M.jitter = jitter -- +-JITTER on a gap (sfreports.dashboards.refresh waits on the same schedule)
 
 -- When the first poll of an instance is due: soon after creation for a run that is
 -- still going, at once for one that says it finished (or whose status is unknown).

@@ -199,9 +199,12 @@ end
 local function token_request(st, t0, body, timeout)
   local t, temporary = token_transport(st, t0)
   if not t then return nil, temporary end
+  local started = core.monotime()
   local value, meta = t:request("POST", st.login_url .. M.TOKEN_PATH, body, FORM_HEADERS,
     timeout and { timeout = timeout } or nil)
   if temporary then t:close() end
+  -- the exchange is shown to the client's observer (never its body: the form)
+  if st.observe then st.observe("POST", value, meta, started) end
   if value == nil then
     -- failures that say nothing about the credentials keep their kind, so that the
     -- retry policy can try again (network, timeout, rate limits, 5xx)
@@ -384,13 +387,16 @@ end
 -- Makes a flow from the `auth` option. conn: the client's connection options (timeout,
 -- connect_timeout, stall_timeout, cafile, capath, verify, proxy, user_agent, transport)
 -- for the token endpoint; bag: the client's sfreports.secrets bag, which receives every
--- secret and token. Returns the flow, or nil and an `invalid` error; raises on misuse.
-function M.new(a, conn, bag)
+-- secret and token. observe, when given, is called after each token request with
+-- (method, value, meta | nil, err, started) (sfreports.observe counts and shows it).
+-- Returns the flow, or nil and an `invalid` error; raises on misuse.
+function M.new(a, conn, bag, observe)
   if type(a) ~= "table" then error("sfreports: option 'auth' must be a table", 3) end
   check_auth_options(a)
   local st, err = new_state(a, bag)
   if not st then return nil, err end
   st.conn = conn or {}
+  st.observe = observe
   return st
 end
 

@@ -47,7 +47,8 @@ function cli.parse_filter(spec) return require("sfreports.cli.syntax").parse_fil
 function cli.run_options(o) return require("sfreports.cli.syntax").run_options(o) end
 
 local usage_error = argv.usage_error
-local COMMAND_NAMES = "run describe instances fetch delete list query types"
+local COMMAND_NAMES = "run export describe instances fetch delete list query types create clone save delete-report"
+  .. " fields operators dashboard"
 
 -- Edit distance (insertions, deletions, substitutions) between two short words.
 local function distance(a, b)
@@ -112,7 +113,7 @@ local function dispatch(s, positional, seen)
   end
   local args = {}
   for i = 2, #positional do args[i - 1] = positional[i] end
-  if #args ~= #spec.args then
+  if #args > #spec.args or #args < (spec.min_args or #spec.args) then
     usage_error(format("`sfreports %s` takes %s, got %d argument%s", command,
       #spec.args == 0 and "no arguments" or concat(spec.args, " "), #args, #args == 1 and "" or "s"))
   end
@@ -169,6 +170,7 @@ function cli.main(args, env, io_streams)
   end
   s:discard_output() -- a run that did not finish its output leaves -o FILE alone
   if s._client then pcall(s._client.close, s._client) end
+  if s._trace_file then require("sfreports.cli.trace").close(s) end
   return status
 end
 

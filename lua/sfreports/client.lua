@@ -6,6 +6,7 @@
 local errors = require "sfreports.errors"
 local ids = require "sfreports.ids"
 local json = require "sfreports.json"
+local observe = require "sfreports.observe"
 local options = require "sfreports.options"
 local secrets = require "sfreports.secrets"
 local send = require "sfreports.send"
@@ -21,6 +22,16 @@ M.DEFAULT_TIMEOUT = 150 -- seconds: above Salesforce's 2-minute limit on a sync 
 
 local Client = {}
 Client.__index = Client
+
+-- A 404 says what was not found: Salesforce's own text ("The requested resource does not
+-- exist") names nothing. Returns err.
+function M.not_found(err, what)
+  if type(err) == "table" and err.status == 404 and not err.not_found then
+    err.not_found = what
+    err.message = what .. " was not found: " .. tostring(err.message)
+  end
+  return err
+end
 
 -- Kept for callers of the first release (the rules live in sfreports.options).
 function M.check_options(opts, allowed, where)
@@ -44,8 +55,8 @@ local function connection_options(opts)
 end
 
 -- The first token and instance URL: from the options, or from an auth flow.
--- Returns token, url, flow (or nil) | nil, err.
-local function first_token(opts, bag)
+-- Returns token, url, flow (or nil) | nil, err. observer: the client's sfreports.observe.
+local function first_token(opts, bag, observer)
   if opts.auth == nil then
     local url, uerr = options.instance_url(opts.instance_url)
     if not url then return nil, uerr end
@@ -61,7 +72,9 @@ local function first_token(opts, bag)
     return token, url
   end
   local auth = require "sfreports.auth"
-  local flow, ferr = auth.new(opts.auth, connection_options(opts), bag)
+  local flow, ferr = auth.new(opts.auth, connection_options(opts), bag, function(method, v, meta, started)
+    observer:answer(method, v, meta, started) -- a token request (never its body)
+  end)
   if not flow then return nil, ferr end
   local token, info = flow:fetch(nil)
   if not token then return nil, bag:scrub_error(info) end
@@ -79,11 +92,14 @@ function M.new(opts)
   local version, verr = options.api_version(opts.api_version or M.DEFAULT_API_VERSION)
   if not version then return nil, verr end
   local bag = secrets.new()
-  local token, url, flow = first_token(opts, bag)
+  local retries = opts.retries or options.DEFAULT_RETRIES
+  local observer = observe.new(opts.on_request, bag, retries)
+  local ends = opts.budget and observer.created + opts.budget or nil
+  local token, url, flow = first_token(opts, bag, observer)
   if not token then return nil, url end
   local self = setmetatable({
-    api_version = version, instance_url = url, limits = nil, secrets = bag,
-    _describe_cache = {}, _flow = flow,
+    api_version = version, instance_url = url, limit_info = nil, secrets = bag,
+    observer = observer, _describe_cache = {}, _flow = flow,
   }, Client)
   local conn = connection_options(opts)
   conn.base_url, conn.token, conn.api_version = url, token, version
@@ -97,12 +113,13 @@ function M.new(opts)
   }
   self.sender = send.new({
     transport = t, bag = bag, sleep = opts.sleep,
-    retries = opts.retries or options.DEFAULT_RETRIES,
+    retries = retries,
     retry_base = opts.retry_base or options.DEFAULT_RETRY_BASE,
     timeout = opts.timeout or M.DEFAULT_TIMEOUT,
+    observer = observer, ends = ends, budget = opts.budget,
     renew = flow and function(tr, left) return flow:fetch(tr, left) end or nil,
     on_token = opts.on_token,
-    on_limits = function(parsed) self.limits = parsed end,
+    on_limits = function(parsed) self.limit_info = parsed end,
   })
   return self
 end
@@ -154,9 +171,11 @@ function Client:send(req)
   options.check(req, REQUEST_FIELDS, "client:send", 2)
   local method, path, body, headers, raw = req.method, req.path, req.body, req.headers, req.raw == true
   if type(body) == "table" then body = json.encode(body) end
-  return self.sender:call(method, function(t, left)
+  local value, err = self.sender:call(method, function(t, left)
     return t:request(method, path, body, headers, { raw = raw, timeout = left })
   end, req.timeout)
+  if value == nil then return nil, M.not_found(err, (match(path, "^[^?]*"))) end
+  return value, err
 end
 
 -- Sends one request through the transport with this client's policy.
@@ -240,7 +259,10 @@ function Client:send_run(plan, timeout)
   local value, err = self.sender:call(plan.method, function(t, left)
     return t[fn](t, plan.id, plan.metadata, plan.details, { timeout = left })
   end, timeout)
-  if value == nil then err.report_id = err.report_id or plan.id end
+  if value == nil then
+    err.report_id = err.report_id or plan.id
+    M.not_found(err, "report " .. plan.id)
+  end
   return value, err
 end
 
@@ -432,6 +454,136 @@ function Client:close()
   if self.transport then self.transport:close() end
 end
 Client.__close = Client.close
+
+-- export (sfreports.export)
+-- Salesforce's formatted .xlsx of a report run, streamed to opts.to (a path, written
+-- atomically; a file handle; or a function): { bytes, filename, path } | nil, err.
+function Client:export(report_id, opts)
+  return require("sfreports.export").export(self, report_id, opts)
+end
+
+-- Several formatted exports, one at a time unless opts.concurrency says otherwise.
+function Client:export_many(list, opts)
+  return require("sfreports.export").export_many(self, list, opts)
+end
+
+-- lifecycle (sfreports.lifecycle)
+
+-- Drops this client's cached describe of a report (both id forms), so that the next run
+-- with run options fetches it again. Returns true.
+function Client:forget_describe(report_id)
+  if type(report_id) == "string" and ids.check(report_id) then
+    self._describe_cache[report_id] = nil
+    self._describe_cache[report_id:sub(1, 15)] = nil
+    self._describe_cache[ids.to18(report_id:sub(1, 15))] = nil
+  end
+  return true
+end
+
+-- Creates a report from reportMetadata (POST /reports): its describe, or nil, err.
+function Client:create_report(metadata)
+  local d, err = require("sfreports.lifecycle").create(self, metadata)
+  return d, err
+end
+
+-- Clones a report (POST /reports?cloneId=): opts { name = (required), folder = }.
+function Client:clone_report(report_id, opts)
+  local d, err = require("sfreports.lifecycle").clone(self, report_id, opts)
+  return d, err
+end
+
+-- Saves changes to a report (PATCH): run options (filters, columns, groupings,
+-- aggregates, sort...), name/description/folder, or raw metadata. The saved describe, or
+-- nil, err. Salesforce deletes the report's running async instances when it is saved.
+function Client:save_report(report_id, changes)
+  local d, err = require("sfreports.lifecycle").save(self, report_id, changes)
+  return d, err
+end
+
+-- Deletes a report: true, or nil, err (an api error with status 404 when it is gone).
+function Client:delete_report(report_id)
+  local ok, err = require("sfreports.lifecycle").delete(self, report_id)
+  return ok, err
+end
+
+-- The fields a report can use (POST /reports/ID/fields); opts { intersect_with = {ids} }.
+function Client:report_fields(report_id, opts)
+  local d, err = require("sfreports.lifecycle").fields(self, report_id, opts)
+  return d, err
+end
+
+-- The describe of one report type (GET /reportTypes/TYPE).
+function Client:report_type(report_type)
+  local d, err = require("sfreports.lifecycle").report_type(self, report_type)
+  return d, err
+end
+
+-- Filter operators per data type (GET /filteroperators); opts { dashboards = true }.
+function Client:filter_operators(opts)
+  local d, err = require("sfreports.lifecycle").filter_operators(self, opts)
+  return d, err
+end
+
+-- dashboards (sfreports.dashboards)
+
+-- Recently used dashboards: { id, name, url, status_url, raw }.
+function Client:dashboards()
+  return require("sfreports.dashboards").list(self)
+end
+
+-- A dashboard's results: components turned into report objects (opts: filters by label,
+-- running_user, components, timeout).
+function Client:dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").get(self, dashboard_id, opts)
+end
+
+-- Per-component refresh status of a dashboard.
+function Client:dashboard_status(dashboard_id, opts)
+  return require("sfreports.dashboards").status(self, dashboard_id, opts)
+end
+
+-- Starts a refresh (or finds the one in progress): a handle with :wait(opts) and :poll().
+function Client:refresh_dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").refresh(self, dashboard_id, opts)
+end
+
+function Client:describe_dashboard(dashboard_id, opts)
+  return require("sfreports.dashboards").describe(self, dashboard_id, opts)
+end
+
+function Client:clone_dashboard(dashboard_id, name)
+  return require("sfreports.dashboards").clone(self, dashboard_id, name)
+end
+
+-- Saves changes (PATCH): name, description, metadata, filters (sticky).
+function Client:save_dashboard(dashboard_id, changes)
+  return require("sfreports.dashboards").save(self, dashboard_id, changes)
+end
+
+function Client:delete_dashboard(dashboard_id)
+  return require("sfreports.dashboards").delete(self, dashboard_id)
+end
+
+-- observe (sfreports.observe)
+
+-- Counts since the client was made: requests, retries, renewals, runs, polls, bytes, the
+-- latest api usage Salesforce reported, and the runs this client made in the last hour
+-- against the org's documented hourly limits (see README, "Seeing what it does").
+function Client:usage()
+  return self.observer:usage()
+end
+
+-- The org's limits (GET /services/data/vXX.X/limits), decoded: { DailyApiRequests =
+-- { Max =, Remaining = }, HourlySyncReportRuns = ..., ... }, or nil, err.
+function Client:limits(timeout)
+  local decoded, err = self:send({ method = "GET", timeout = timeout,
+    path = "/services/data/v" .. self.api_version .. "/limits" })
+  if decoded == nil then return nil, err end
+  if type(decoded) ~= "table" then
+    return nil, errors.new("decode", "the limits resource did not answer with a JSON object")
+  end
+  return decoded
+end
 
 M.Client = Client
 

@@ -14,6 +14,7 @@ errors.metatable = core.error_mt
 errors.KINDS = {
   network = true, timeout = true, http = true, api = true,
   decode = true, auth = true, limit = true, invalid = true,
+  io = true, -- a local write failed: the sink of a streamed answer (client:export)
 }
 
 -- Returns a new error of `kind` (raises on an unknown kind: that is a bug, not a failure).

@@ -18,13 +18,15 @@
 --   sfreports.filters.expr     builders, all/any/not_, flattening, build
 --   sfreports.logic            filter logic: parse, check, render, combine
 --   sfreports.describe         the column model of describe (shared with paging)
---   sfreports.run_options      prepare, needs_describe (date filter, sort/top/columns/groupings)
+--   sfreports.run_options      prepare, needs_describe (date filter, sort/top/columns/groupings,
+--                              aggregates and their builders: run_options.aggregates)
 local args = require "sfreports.filters.args"
 local values = require "sfreports.filters.values"
 local expr = require "sfreports.filters.expr"
 local logic = require "sfreports.logic"
 local D = require "sfreports.describe"
 local RO = require "sfreports.run_options"
+local aggregates = require "sfreports.run_options.aggregates"
 local json = require "sfreports.json"
 
 local type, pairs, ipairs, setmetatable, rawset = type, pairs, ipairs, setmetatable, rawset
@@ -49,6 +51,10 @@ filters.all = expr.all
 filters.any = expr.any
 filters.not_ = expr.not_
 filters.build = expr.build
+
+-- Aggregate builders (run option `aggregates`, sfreports.run_options.aggregates):
+-- F.sum, F.avg, F.min, F.max, F.unique (column by API name or label).
+for fname in pairs(aggregates.BUILDERS) do filters[fname] = aggregates[fname] end
 
 filters.normalize_logic = logic.normalize_logic
 filters.resolve_column = D.resolve_column

@@ -49,4 +49,15 @@ function ids.check(id, what)
   return true
 end
 
+-- Like check, and the id must start with `prefix` (its key prefix: "01Z" for a dashboard,
+-- "005" for a user). Returns true, or nil and a sentence.
+function ids.check_prefixed(id, prefix, what)
+  local ok, why = ids.check(id, what)
+  if not ok then return nil, why end
+  if sub(id, 1, #prefix) ~= prefix then
+    return nil, ("%s %q must start with %s"):format(what or "id", id, prefix)
+  end
+  return true
+end
+
 return ids

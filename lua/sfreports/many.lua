@@ -114,6 +114,7 @@ end
 function Run:send(item)
   local left = item.call_deadline - monotime()
   item.generation = self.sender.generation -- which token this request carries
+  item.tries, item.sent_at = (item.tries or 0) + 1, monotime()
   item.handle = item.starter(self.transport, { start = true, timeout = left > 0 and left or MIN_SLEEP })
   local inflight = self.inflight
   inflight[#inflight + 1] = item
@@ -131,7 +132,7 @@ end
 -- the client's timeout from now.
 function Run:start(item, kind, method, starter)
   item.kind, item.method, item.starter = kind, method, starter
-  item.attempt, item.renewed = 0, false
+  item.attempt, item.renewed, item.tries = 0, false, 0
   item.call_deadline = self.sender:deadline()
   self:send(item)
 end
@@ -218,12 +219,13 @@ end
 function Run:result(item, now)
   local v, meta = item.handle:result()
   item.handle = nil
+  local sender = self.sender
   if v ~= nil then
-    self.sender:observe(meta)
+    sender:exchange(item.method, v, meta, item.tries, item.sent_at)
     return v
   end
-  local sender = self.sender
   local what, wait = sender:after_failure(item.method, meta, item.attempt, item.renewed, item.call_deadline)
+  sender:exchange(item.method, nil, meta, item.tries, item.sent_at, what, wait)
   if what == "renew" then
     item.renewed = true
     local ok, rerr = sender:renew(item.generation, item.call_deadline)

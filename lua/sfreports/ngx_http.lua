@@ -6,8 +6,14 @@
 --   * `deadline` bounds the whole exchange (connect + send + every read): each wait is
 --     armed with what is left, so a server trickling one byte a second still times out;
 --     `stall_timeout` bounds each silence on its own;
---   * a gzip body is inflated as it arrives (core.inflater) and stopped at max_response.
---   perform(t, ngx, plan, deadline, limit_s) -> status, headers, body | nil, err
+--   * a gzip body is inflated as it arrives (core.inflater) and stopped at max_response;
+--   * a request with a sink (plan.sink, see src/request.c) whose answer is a 2xx of
+--     plan.stream_type (core.streams decides, as in the libcurl engine) hands each piece
+--     to the sink as it is read, never holding the body: sink(piece, headers) the first
+--     time, sink(piece) after; body is then the number of bytes handed over. A failure
+--     after the first byte reached the sink is not retryable (err.streamed = bytes).
+--   perform(t, ngx, plan, deadline, limit_s, io?) -> status, headers, body | nil, err
+--   (io, when given, receives what the exchange cost: bytes_in, bytes_out, connection_reused)
 -- t is the transport (connect_timeout, stall_timeout, max_response, verify, _connects);
 -- plan is the built request: scheme, host, port, pool, head, body?, method.
 local core = require "sfreports.core"
@@ -18,7 +24,8 @@ local format, lower, match, find, sub, byte = string.format, string.lower, strin
   string.find, string.sub, string.byte
 local concat = table.concat
 local min, max, ceil, floor = math.min, math.max, math.ceil, math.floor
-local monotime, new_inflater = core.monotime, core.inflater
+local monotime, new_inflater, streams = core.monotime, core.inflater, core.streams
+local pcall, type = pcall, type
 
 local M = {}
 
@@ -93,6 +100,7 @@ function Reader:fill()
     return nil, err
   end
   self.got = self.got + #data
+  self.x.bytes_in = self.x.bytes_in + #data
   if self.pos > #self.buf then
     self.buf = data
   else
@@ -193,9 +201,43 @@ end
 local Body = {}
 Body.__index = Body
 
-local function new_body(x, gzip)
-  return setmetatable({ x = x, parts = {}, wire = 0, inflater = gzip and new_inflater(x.t.max_response) or nil },
-    Body)
+-- stream: nil (the body is collected), or { sink =, headers = } (it goes to the sink).
+local function new_body(x, gzip, stream)
+  return setmetatable({ x = x, parts = {}, wire = 0, sunk = 0, stream = stream,
+    inflater = gzip and new_inflater(x.t.max_response) or nil }, Body)
+end
+
+local function sink_error(self, why)
+  return errors.new("io", "the sink failed: " .. why, { retryable = false, request_sent = true,
+    streamed = self.sunk })
+end
+
+-- Hands the plain pieces waiting in parts to the stream's sink. Returns true | nil, err.
+function Body:give()
+  local parts, stream = self.parts, self.stream
+  self.parts = {}
+  for i = 1, #parts do
+    local s = parts[i]
+    if #s > 0 then
+      self.sunk = self.sunk + #s
+      local ok, r1, r2
+      if stream.headers then
+        local h = stream.headers
+        stream.headers = nil
+        ok, r1, r2 = pcall(stream.sink, s, h)
+      else
+        ok, r1, r2 = pcall(stream.sink, s)
+      end
+      if not ok then
+        local t = type(r1)
+        return nil, sink_error(self, (t == "string" or t == "number") and tostring(r1) or "the sink raised a " .. t)
+      end
+      if r1 == false or (r1 == nil and r2 ~= nil) then
+        return nil, sink_error(self, r2 ~= nil and tostring(r2) or "the sink refused a chunk")
+      end
+    end
+  end
+  return true
 end
 
 function Body:add(data)
@@ -208,15 +250,18 @@ function Body:add(data)
   else
     self.parts[#self.parts + 1] = data
   end
+  if self.stream then return self:give() end
   return true
 end
 
+-- The body's text, or for a stream the number of bytes the sink got.
 function Body:finish()
   if self.inflater then
     local n, err = self.inflater:finish()
     self.inflater:close()
     if not n then return nil, err end
   end
+  if self.stream then return self.sunk end
   return concat(self.parts)
 end
 
@@ -304,7 +349,12 @@ local function read_body(x, r, status, headers, version)
   if not gzip and enc ~= "" and enc ~= "identity" then
     return nil, errors.new("decode", "unsupported Content-Encoding " .. enc, { retryable = false })
   end
-  local body = new_body(x, gzip)
+  local stream
+  local plan = x.plan
+  if plan.sink and streams(plan.stream_type, status, headers["content-type"]) then
+    stream = { sink = plan.sink, headers = headers }
+  end
+  local body = new_body(x, gzip, stream)
   local ok, err
   if find(lower(headers["transfer-encoding"] or ""), "chunked", 1, true) then
     ok, err = read_chunked(x, r, body)
@@ -331,6 +381,10 @@ local function read_body(x, r, status, headers, version)
   end
   body:close()
   if gzip and err.kind == "decode" then err.retryable = false end
+  if body.sunk > 0 then
+    -- part of the answer is in the sink: trying again would repeat it
+    err.retryable, err.streamed = false, body.sunk
+  end
   return nil, err
 end
 
@@ -390,7 +444,7 @@ end
 local function exchange(x, ngx)
   local sock, reused = connect(x, ngx)
   if not sock then return nil, reused end
-  x.sock, x.sent = sock, false
+  x.sock, x.sent, x.reused = sock, false, reused > 0
   local armed = arm(x)
   if not armed then
     sock:close()
@@ -403,6 +457,7 @@ local function exchange(x, ngx)
     return nil, wait_error(x, err, "sending to"), reused > 0 and err ~= "timeout"
   end
   x.sent = true
+  x.bytes_out = x.bytes_out + #plan.head + (plan.body and #plan.body or 0)
   local r = new_reader(x)
   local status, headers, version = read_head(x, r)
   if not status then
@@ -427,13 +482,14 @@ end
 -- perform(t, ngx, plan, deadline, limit_s): one request, with one retry on a fresh
 -- connection when a pooled one turns out closed; both within the same deadline.
 -- limit_s is the total time allowed (for messages). Returns status, headers, body | nil, err.
-function M.perform(t, ngx, plan, deadline, limit_s)
+function M.perform(t, ngx, plan, deadline, limit_s, io)
   local x = { t = t, plan = plan, deadline = deadline, limit_s = limit_s,
-    where = format("%s:%d", plan.host, plan.port), sent = false }
+    where = format("%s:%d", plan.host, plan.port), sent = false, bytes_in = 0, bytes_out = 0, reused = false }
   local status, headers, body = exchange(x, ngx)
   if not status and body then
     status, headers, body = exchange(x, ngx)
   end
+  if io then io.bytes_in, io.bytes_out, io.connection_reused = x.bytes_in, x.bytes_out, x.reused end
   if not status then return nil, headers end
   return status, headers, body
 end

@@ -37,12 +37,14 @@ M.CLIENT = {
   on_token = "function", retries = { "number", integer = true, min = 0, max = 100 },
   retry_base = { "number", min = 0, max = 60 }, transport = "string",
   max_concurrent_sync = COUNT, max_concurrent_fetch = COUNT,
+  on_request = "function", budget = SECONDS,
 }
 
 M.RUN = {
   details = "boolean", metadata = "table", filters = "table", logic = "string",
   replace_filters = "boolean|table", date_filter = "string|table", sort = "string|table",
   top = "number|table", columns = "table", groupings = "table",
+  aggregates = "table", replace_aggregates = "boolean|table",
   wait = "table|boolean", timeout = WAIT_SECONDS, sleep = "function", yield = "boolean",
   delete = "boolean|string", async = "boolean", id = "string",
   poll_interval = SECONDS, poll_max = SECONDS, key = "string", page_size = "number",
@@ -54,11 +56,22 @@ M.WAIT = {
   sleep = "function", yield = "boolean", delete = "boolean|string",
 }
 
+-- Dashboards (sfreports.dashboards): a dashboard's results, a refresh, and waiting on it.
+M.DASHBOARD = {
+  filters = "table", running_user = "string", components = "table", timeout = SECONDS,
+}
+M.DASHBOARD_REFRESH = { filters = "table", running_user = "string", timeout = SECONDS }
+M.DASHBOARD_WAIT = {
+  timeout = WAIT_SECONDS, poll_interval = SECONDS, poll_max = SECONDS,
+  sleep = "function", yield = "boolean", components = "table",
+}
+M.DASHBOARD_SAVE = { name = "string", description = "string", filters = "table", metadata = "table" }
 -- Options of run_all (sfreports.paging; a concurrency above 20 is capped there). sort and
 -- top cannot apply, paging orders rows by its key: paging refuses them with its own message.
 M.RUN_ALL = {
   filters = "table", logic = "string", replace_filters = "boolean|table", date_filter = "string|table",
   columns = "table", groupings = "table", metadata = "table", details = "boolean",
+  aggregates = "table", replace_aggregates = "boolean|table",
   key = "string|table", strategy = "string", concurrency = { "number", integer = true, min = 1, max = 1e6 },
   on_page = "function", max_runs = { "number", integer = true, min = 1, max = 1e6 },
 }
@@ -68,6 +81,17 @@ M.MANY = {
   max_concurrent_sync = COUNT, max_concurrent_fetch = COUNT,
   sleep = "function", yield = "boolean",
 }
+
+-- client:export (sfreports.export): the run options that shape a formatted export, where
+-- the file goes, and the call's budget. export_many takes the same as defaults for every
+-- entry, plus how many exports run at once.
+M.EXPORT = {
+  details = "boolean", metadata = "table", filters = "table", logic = "string",
+  replace_filters = "boolean|table", date_filter = "string|table", sort = "string|table",
+  top = "number|table", columns = "table", groupings = "table",
+  timeout = SECONDS, to = "string|function|userdata|table", on_start = "function", id = "string",
+}
+M.EXPORT_MANY = { concurrency = { "number", integer = true, min = 1, max = 20 } }
 
 M.DELETE_VALUES = { [true] = true, [false] = true, after = true, timeout = true }
 

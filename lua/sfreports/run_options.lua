@@ -1,6 +1,6 @@
 -- sfreports.run_options: a run's options (filters, logic, replace_filters, date_filter,
--- sort, top, columns, groupings) -> the reportMetadata to POST, checked against the
--- report's describe before anything is sent.
+-- sort, top, columns, groupings, aggregates, replace_aggregates) -> the reportMetadata to
+-- POST, checked against the report's describe before anything is sent.
 --
 --   local RO = require "sfreports.run_options"
 --   if RO.needs_describe(opts) then
@@ -8,8 +8,8 @@
 --   end                                            -- or "decode" (the describe answer)
 --
 -- Public as sfreports.filters.prepare / needs_describe / OPTIONS. The date filter lives in
--- run_options.dates, sort/top/columns/groupings in run_options.layout, the column model in
--- sfreports.describe.
+-- run_options.dates, sort/top/columns/groupings in run_options.layout, aggregates in
+-- run_options.aggregates, the column model in sfreports.describe.
 local args = require "sfreports.filters.args"
 local values = require "sfreports.filters.values"
 local expr = require "sfreports.filters.expr"
@@ -17,6 +17,7 @@ local logic = require "sfreports.logic"
 local D = require "sfreports.describe"
 local dates = require "sfreports.run_options.dates"
 local layout = require "sfreports.run_options.layout"
+local aggregates = require "sfreports.run_options.aggregates"
 local json = require "sfreports.json"
 
 local type, pairs, ipairs = type, pairs, ipairs
@@ -29,7 +30,8 @@ args.own_file()
 local RO = {}
 
 -- Run options handled by prepare(); the client may use this list for its option checks.
-RO.OPTIONS = { "filters", "logic", "replace_filters", "date_filter", "sort", "top", "columns", "groupings" }
+RO.OPTIONS = { "filters", "logic", "replace_filters", "date_filter", "sort", "top", "columns", "groupings",
+  "aggregates", "replace_aggregates" }
 
 -- Salesforce accepts at most 20 field filters per run (salesforce-analytics-api.md §7.2, §8).
 RO.MAX_FILTERS = 20
@@ -53,7 +55,7 @@ function RO.needs_describe(opts)
   if opts == nil then return false end
   if type(opts) ~= "table" then misuse("needs_describe", "opts must be a table") end
   for _, name in ipairs(RO.OPTIONS) do
-    if name == "replace_filters" then
+    if name == "replace_filters" or name == "replace_aggregates" then
       if opts[name] then return true end
     elseif opts[name] ~= nil then
       return true
@@ -294,10 +296,14 @@ end
 --   columns          list of detail columns
 --   groupings        list of "COL" or {name=, sortOrder=, dateGranularity=, sortAggregate=};
 --                    on a TABULAR report this also sends reportFormat = "SUMMARY"
+--   aggregates       list of "RowCount", "s!COL" (s, a, m, x, u) or builders (filters.sum(...));
+--                    added to the saved aggregates (see run_options.aggregates)
+--   replace_aggregates  true: drop the saved aggregates; or a list of aggregates or columns
+--                    whose saved aggregates are dropped
 -- The result always carries reportFilters (saved + new, a JSON array), reportBooleanFilter
 -- (a string, or json.null when all are ANDed), historicalSnapshotDates ([] unless the report
 -- type is historical) and the saved standardDateFilter (or its override); sortBy, topRows,
--- detailColumns, groupingsDown (and reportFormat) only when changed.
+-- detailColumns, groupingsDown (and reportFormat), aggregates only when changed.
 -- Returns the table, or nil and an error: `invalid` naming the option that is wrong, or
 -- `decode` naming the field of the describe answer that has the wrong shape.
 function RO.prepare(opts, describe)
@@ -315,6 +321,8 @@ function RO.prepare(opts, describe)
   ok, err = layout.add_sort_and_top(out, opts, idx, md)
   if not ok then return nil, err end
   ok, err = layout.add_columns_and_groupings(out, opts, describe, idx, md, RO.MAX_COLUMNS)
+  if not ok then return nil, err end
+  ok, err = aggregates.add(out, opts, describe, idx, md)
   if not ok then return nil, err end
   return out
 end

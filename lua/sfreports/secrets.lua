@@ -67,12 +67,13 @@ local function spelled(s, i, b)
 end
 
 -- End (exclusive) of an occurrence of secret at s[i..], or nil. At the end of s, a long
--- enough prefix of the secret counts: the text was cut there.
+-- enough prefix of the secret counts: the text was cut there (and may end in the "..."
+-- the error messages' cap adds, which a secret holding dots could otherwise extend).
 local function match_at(s, i, secret)
   local n, len = #secret, #s
   local j = i
   for k = 1, n do
-    if j > len then
+    if j > len or (j == len - 2 and k - 1 >= M.MIN_TAIL and sub(s, j) == "...") then
       if k - 1 >= M.MIN_TAIL then return j end
       return nil
     end

@@ -16,6 +16,9 @@
 --   * Secrets: every error leaving a call is scrubbed of every secret the client holds
 --     (sfreports.secrets), whatever the server echoed back.
 --   * Limits: each answer's Sforce-Limit-Info is parsed and handed to `on_limits`.
+--   * Observation: every exchange (each try, retry, renewal's token request, poll) is
+--     counted and handed to the client's `on_request` hook by sfreports.observe, with
+--     what follows it (a retry and its wait, or a renewal); exchange() is the one place.
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
 local phase = require "sfreports.phase"
@@ -34,13 +37,16 @@ Sender.__index = Sender
 -- conf: transport, retries, retry_base, timeout (the default budget of a call, seconds),
 -- sleep (the client's `sleep` option or nil), bag (sfreports.secrets), and optionally
 -- renew = function(transport, seconds_left) -> token, info | nil, err (an auth flow),
--- on_token = function(token, info), on_limits = function(parsed).
+-- on_token = function(token, info), on_limits = function(parsed), observer (an
+-- sfreports.observe Observer), ends (a monotonic time no call may last past: the
+-- client's `budget`).
 function M.new(conf)
   return setmetatable({
     transport = conf.transport, retries = conf.retries, retry_base = conf.retry_base,
     timeout = conf.timeout, sleep = conf.sleep, bag = conf.bag,
     renew_token = conf.renew, on_token = conf.on_token, on_limits = conf.on_limits,
-    generation = 0, renewing = false, renewals = 0,
+    observer = conf.observer, ends = conf.ends, budget = conf.budget,
+    generation = 0, renewing = false, renewals = 0, limits = nil,
   }, Sender)
 end
 
@@ -53,10 +59,28 @@ function M.parse_limit_info(s)
   return out
 end
 
--- Takes note of a successful answer's meta (limits).
+-- Takes note of an answer's meta or error (limits: Sforce-Limit-Info comes with
+-- errors too).
 function Sender:observe(meta)
-  if type(meta) == "table" and type(meta.limit_info) == "string" and self.on_limits then
-    self.on_limits(M.parse_limit_info(meta.limit_info))
+  if type(meta) == "table" and type(meta.limit_info) == "string" then
+    local parsed = M.parse_limit_info(meta.limit_info)
+    self.limits = parsed
+    if self.on_limits then self.on_limits(parsed) end
+  end
+end
+
+-- One exchange ended: its limits are noted, it is counted and shown to the on_request
+-- hook (sfreports.observe). v, meta: what the try returned (value, meta | nil, err);
+-- attempt: its number within the call (1 = first); started: when it was sent; what,
+-- wait: what follows a failure (after_failure).
+function Sender:exchange(method, v, meta, attempt, started, what, wait)
+  self:observe(meta)
+  local obs = self.observer
+  if not obs then return end
+  if v ~= nil then
+    obs:exchange(method, meta, nil, attempt, started, nil, nil, self.limits)
+  else
+    obs:exchange(method, nil, meta, attempt, started, what, wait, self.limits)
   end
 end
 
@@ -67,9 +91,13 @@ function Sender:finish(err, attempt)
   return self.bag:scrub_error(err)
 end
 
--- The moment a call started now with budget `timeout` (default: the client's) must end.
+-- The moment a call started now with budget `timeout` (default: the client's) must end,
+-- and whether the client's `budget` set it.
 function Sender:deadline(timeout)
-  return monotime() + (timeout or self.timeout)
+  local d = monotime() + (timeout or self.timeout)
+  local ends = self.ends
+  if ends and ends < d then return ends, true end
+  return d, false
 end
 
 -- What follows a failed try of `method` (attempt = retries made so far; renewed = this
@@ -84,7 +112,11 @@ function Sender:after_failure(method, err, attempt, renewed, deadline)
   return "retry", wait
 end
 
-local function deadline_error(timeout)
+local function deadline_error(timeout, budget)
+  if budget then
+    return errors.new("timeout", format("the client's budget of %gs ran out", budget),
+      { retryable = false, budget = budget })
+  end
   return errors.new("timeout", format("the call's timeout of %gs ran out", timeout),
     { retryable = true })
 end
@@ -116,6 +148,7 @@ function Sender:renew(generation, deadline)
   self.transport:set_token(token)
   self.generation = generation + 1
   self.renewals = self.renewals + 1
+  if self.observer then self.observer:renewed() end
   if self.on_token then self.on_token(token, info) end
   return true
 end
@@ -125,19 +158,22 @@ end
 -- (default: the client's). Returns value, meta or nil, err.
 function Sender:call(method, try, timeout)
   local budget = timeout or self.timeout
-  local deadline = monotime() + budget
-  local attempt, renewed = 0, false
+  local deadline, capped = self:deadline(budget)
+  local attempt, renewed, tries = 0, false, 0
   local sleep
   while true do
-    local left = deadline - monotime()
-    if left <= 0 then return nil, self:finish(deadline_error(budget), attempt) end
+    local now = monotime()
+    local left = deadline - now
+    if left <= 0 then return nil, self:finish(deadline_error(budget, capped and self.budget), attempt) end
     local generation = self.generation
     local v, meta = try(self.transport, left)
+    tries = tries + 1
     if v ~= nil then
-      self:observe(meta)
+      self:exchange(method, v, meta, tries, now)
       return v, meta
     end
     local what, wait = self:after_failure(method, meta, attempt, renewed, deadline)
+    self:exchange(method, nil, meta, tries, now, what, wait)
     if what == "renew" then
       renewed = true
       local ok, rerr = self:renew(generation, deadline)

@@ -13,7 +13,9 @@
 --   run_sync(id, md?, details?, ropts?), run_async(...), fetch_instance(id, iid, ropts?)
 --   start(...) -> handle; perform(wait) -> finished handles; handle:result()
 --   pending(); set_token(t); stats(); close()
--- ropts: true (raw) or { raw =, timeout = } (timeout caps this request's total time);
+-- ropts: true (raw) or { raw =, timeout =, sink = } (timeout caps this request's total
+-- time; sink: a 2xx of the type the Accept header names is handed to that function piece
+-- by piece, see src/request.c);
 -- the runs take { timeout =, start = true } (start returns a handle, like start).
 -- Certificates: cosockets verify against nginx's `lua_ssl_trusted_certificate`; the
 -- cafile/capath options of the libcurl session do not apply here.
@@ -155,10 +157,18 @@ end
 ---------------------------------------------------------------------------
 -- I/O: sfreports.ngx_http (bounded reads, total deadline, streaming gunzip)
 
--- Classifies a finished exchange exactly as the C session does.
+-- Classifies a finished exchange exactly as the C session does. A body that went to the
+-- plan's sink is its byte count (the value, as the C session returns it).
 local function finish(plan, status, headers, body)
-  local value, err = classify(status, headers["content-type"], body, headers, plan.allow_empty, plan.raw)
-  if value == nil then return nil, err end
+  if type(body) == "number" then
+    return body, { status = status, headers = headers, limit_info = headers["sforce-limit-info"], bytes = body }
+  end
+  local value, err = classify(status, headers["content-type"], body, headers, plan.allow_empty, plan.raw,
+    plan.sink and plan.stream_type or nil)
+  if value == nil then
+    err.limit_info = headers["sforce-limit-info"]
+    return nil, err
+  end
   return value, { status = status, headers = headers, limit_info = headers["sforce-limit-info"] }
 end
 
@@ -183,9 +193,14 @@ local function perform_plan(self, ngx, plan)
   if plan.timeout and (limit_s <= 0 or plan.timeout < limit_s) then limit_s = plan.timeout end
   local deadline = limit_s > 0 and monotime() + limit_s or math.huge
   self._requests = self._requests + 1
-  local status, headers, body = http.perform(self, ngx, plan, deadline, limit_s)
-  if not status then return nil, headers end
-  return finish(plan, status, headers, body)
+  local io, started = {}, monotime()
+  local status, headers, body = http.perform(self, ngx, plan, deadline, limit_s, io)
+  local value, meta
+  if status then value, meta = finish(plan, status, headers, body) else meta = headers end
+  -- what the exchange cost, as the libcurl session reports it (meta or error)
+  meta.bytes_in, meta.bytes_out, meta.connection_reused = io.bytes_in, io.bytes_out, io.connection_reused
+  meta.elapsed, meta.target = monotime() - started, plan.target
+  return value, meta
 end
 
 -- Sends a framed plan (or returns perr when there is none) and waits for the answer:

@@ -374,4 +374,10 @@ for name in pairs(FORMATS) do
   writers[name] = function(src, sink, opts) return writers.write(name, src, sink, opts) end
 end
 
+-- The native .xlsx writer (sfreports.writers.xlsx, over the C module sfreports.xlsx and
+-- libxlsxwriter), loaded on first use: writers.xlsx(report_or_paged, path_or_sink, opts).
+function writers.xlsx(src, dest, opts)
+  return require("sfreports.writers.xlsx").write(src, dest, opts)
+end
+
 return writers

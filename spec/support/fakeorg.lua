@@ -3,6 +3,7 @@
 --   local fakeorg = require "fakeorg"
 --   local org = fakeorg.start{ tls = false }   -- in setup()
 --   org.url, org.token, org.dir; org:control("config", { async_delay = 0 }); org:stats()
+--   org:bodies()  -- the requests (method, uri, body text) the org saw, oldest first
 --   org:stop()                                  -- in teardown()
 local ok_cjson, cjson = pcall(require, "cjson")
 local json = ok_cjson and cjson or require "dkjson"
@@ -119,6 +120,12 @@ end
 
 function Org:stats()
   return fakeorg.decode(run(self:curl_base() .. " " .. shell_quote(self.url .. "/__fake/stats")))
+end
+
+-- The API requests the org saw, oldest first: { {n, method, uri, body = text or null}, ... }
+-- (the last 200; a reset clears them).
+function Org:bodies()
+  return fakeorg.decode(run(self:curl_base() .. " " .. shell_quote(self.url .. "/__fake/bodies")))
 end
 
 function Org:reset()

@@ -15,8 +15,8 @@
 --   runner:stop()
 -- Cases and their arguments (cap, interval, bytes, pause) are listed in hostile_server.lua.
 -- It starts from any checkout location, as root or not: what the workers read (the
--- handler, the gzip bomb) is copied into the nginx prefix, and as root the workers run
--- as root (`user root`) rather than as nobody.
+-- handler, the gzip bomb) is copied into the nginx prefix, and spec/support/nginx.lua
+-- runs the workers as the user who started nginx.
 local fakeorg = require "fakeorg"
 local nginx = require "nginx"
 
@@ -25,7 +25,6 @@ local hostile = {}
 local CONF = [[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-{{USER}}
 worker_processes 1;
 daemon on;
 pid {{PREFIX}}/nginx.pid;
@@ -44,13 +43,6 @@ http {
 }
 ]]
 
--- The `user` line for nginx.conf: as root, workers would run as nobody, who may not
--- read the prefix's parent directories; running them as root sidesteps that.
-function hostile.user_directive()
-  local uid = nginx.run("id -u"):gsub("%s+$", "")
-  return uid == "0" and "user root;" or ""
-end
-
 -- 64 MB of zeros, gzipped (about 64 KB): inflates far past any spec's max_response.
 local function gzip_bomb()
   local out, ok = nginx.run("head -c 67108864 /dev/zero | gzip -c -1")
@@ -64,7 +56,7 @@ Server.__index = Server
 -- Starts the server. Raises when nginx cannot start.
 function hostile.start()
   local here = nginx.root() .. "/spec/support/"
-  local srv = nginx.start({ conf = CONF, vars = { USER = hostile.user_directive() }, files = {
+  local srv = nginx.start({ conf = CONF, files = {
     ["hostile_server.lua"] = assert(fakeorg.read_file(here .. "hostile_server.lua")),
     ["bomb.gz"] = gzip_bomb(),
   } })
@@ -135,7 +127,6 @@ end
 local RUNNER_CONF = [[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-{{USER}}
 worker_processes 1;
 daemon on;
 pid {{PREFIX}}/nginx.pid;
@@ -164,7 +155,7 @@ Runner.__index = Runner
 function hostile.start_runner()
   local root = nginx.root()
   nginx.build_luajit_core(root)
-  local srv = nginx.start({ conf = RUNNER_CONF, vars = { USER = hostile.user_directive(), ROOT = root } })
+  local srv = nginx.start({ conf = RUNNER_CONF, vars = { ROOT = root } })
   return setmetatable({ nginx = srv, url = srv.url }, Runner)
 end
 

@@ -134,6 +134,15 @@ function CASES.echo_error(c)
   return c:send(response("400 Bad Request", { "Content-Type: application/json", "X-Echo: " .. auth }, body))
 end
 
+-- the request body and Authorization echoed into an OAuth error (a token endpoint
+-- repeating the form it refused: every secret of a grant, URL-encoded)
+function CASES.echo_body(c)
+  local body = ngx.req.get_body_data() or ""
+  local auth = ngx.req.get_headers()["authorization"] or ""
+  local doc = cjson.encode({ error = "invalid_grant", error_description = "refused: " .. body .. " " .. auth })
+  return c:send(response("400 Bad Request", { "Content-Type: application/json" }, doc))
+end
+
 function CASES.endless_status(c, a)
   return c:send("HTTP/1.1 200 ") and c:endless(a.cap)
 end

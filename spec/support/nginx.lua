@@ -68,19 +68,45 @@ local function random_port()
   return 20000 + (b:byte(1) * 256 + b:byte(2)) % 40000
 end
 
+-- The `user` line for a config nginx starts as root, or "" for any other user. A master
+-- started as root switches its workers to `nobody`, who cannot read a checkout under
+-- /root (mode 700): the workers then run as the user that started nginx, as they do
+-- when a normal user starts it (nginx ignores `user` then, with a warning on stderr).
+function nginx.user_directive()
+  local id = run("id -u; id -un; id -gn")
+  local uid, name, group = id:match("^(%d+)%s+(%S+)%s+(%S+)")
+  if uid ~= "0" then return "" end
+  return ("user %s %s;"):format(name, group)
+end
+
+-- Puts the user_directive() line first in conf unless conf sets `user` itself.
+local function with_user(conf)
+  if conf:find("^%s*user%s") or conf:find("\n%s*user%s") then return conf end
+  local line = nginx.user_directive()
+  if line == "" then return conf end
+  return line .. "\n" .. conf
+end
+
+-- The environment nginx starts with: the caller's, without the Lua search paths. `;;` in
+-- lua_package_path/cpath means LuaJIT's default path, which LUA_PATH/LUA_CPATH replace:
+-- inherited from a spec run (LUA_CPATH=build/lua5.4/?.so) they would make a worker that
+-- cannot load build/luajit fall back to the Lua 5.4 build ("undefined symbol:
+-- lua_rotate") instead of failing with a clear "module not found".
+local CLEAN_ENV = "env -u LUA_PATH -u LUA_CPATH -u LUA_INIT"
+
 -- opts: template (path) or conf (text); vars; env (table of variables for the master);
 -- files ({ name = content }, written into the prefix before nginx starts).
 function nginx.start(opts)
   local template = opts.conf or assert(read_file(opts.template), "cannot read " .. tostring(opts.template))
+  template = with_user(template)
   local dir = run("mktemp -d /tmp/sfreports-nginx.XXXXXX"):gsub("%s+$", "")
-  -- workers may run as nobody (when the specs run as root): the prefix must be readable
   run("chmod 0755 " .. shell_quote(dir) .. " && mkdir -p " .. shell_quote(dir .. "/tmp"))
-  local env = {}
+  local env = { CLEAN_ENV }
   for k, v in pairs(opts.env or {}) do
     env[#env + 1] = k .. "=" .. shell_quote(v)
   end
   local envs = table.concat(env, " ")
-  -- files the workers must read (they may run as nobody): copied into the prefix
+  -- files the workers read, written into the prefix
   for name, content in pairs(opts.files or {}) do
     write_file(dir .. "/" .. name, content)
     run("chmod 0644 " .. shell_quote(dir .. "/" .. name))

@@ -9,6 +9,9 @@ local engine = require "fakeorg.engine"
 local describe = require "fakeorg.describe"
 local instances = require "fakeorg.instances"
 local oauth = require "fakeorg.oauth"
+local xlsx = require "fakeorg.xlsx"
+local dashboards = require "fakeorg.dashboards"
+local reports = require "fakeorg.reports"
 local ids = require "sfreports.ids"
 
 local ngx = ngx
@@ -37,7 +40,8 @@ end
 
 -- Request context -------------------------------------------------------------------------
 
-local function read_json_body()
+-- The request body as text, or nil.
+local function raw_body()
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
   if not body then
@@ -48,6 +52,11 @@ local function read_json_body()
       f:close()
     end
   end
+  return body
+end
+
+local function read_json_body()
+  local body = raw_body()
   if not body or body:match("^%s*$") then return nil end
   local value = util.decode(body)
   if type(value) ~= "table" then return false end
@@ -70,7 +79,7 @@ local function bad_json()
 end
 
 local function api_error(err)
-  return out.error(400, err.code or "BAD_REQUEST", err.message)
+  return out.error(err.status or 400, err.code or "BAD_REQUEST", err.message, err.fields)
 end
 
 local function include_details(override)
@@ -95,7 +104,10 @@ end
 
 local function list_reports(ctx)
   local list = {}
-  for i, r in ipairs(catalog.list) do
+  for _, r in ipairs(catalog.list) do
+    if reports.find(r.id) then list[#list + 1] = reports.find(r.id) end
+  end
+  for i, r in ipairs(list) do
     local url = ctx.base .. "/reports/" .. r.id
     list[i] = { id = r.id, name = r.name, url = url, describeUrl = url .. "/describe",
       instancesUrl = url .. "/instances" }
@@ -111,7 +123,9 @@ local function run_sync(ctx, report)
   end
   local doc, err = engine.run(report, override, include_details(override))
   if not doc then return api_error(err) end
+  state.bump("runs:sync")
   sleep_for_sync(report)
+  if xlsx.wanted() then return xlsx.serve(report, doc) end -- the formatted export
   doc.head.attributes = report_attributes(ctx, report)
   return out.result(200, doc)
 end
@@ -130,6 +144,7 @@ local function query(ctx)
   local plan, err = engine.plan(base, override)
   if not plan then return api_error(err) end
   local doc = engine.execute(plan, include_details(override))
+  state.bump("runs:sync")
   local url = ctx.base .. "/reports/null"
   doc.head.attributes = { type = "Report", reportId = null, reportName = base.name,
     describeUrl = url .. "/describe", instancesUrl = url .. "/instances" }
@@ -148,6 +163,7 @@ local function create_instance(ctx, report)
     if not plan then return api_error(err) end
   end
   local inst = instances.create(report, include_details(override), override)
+  state.bump("runs:async")
   return out.json(200, instances.summary(inst, ctx.base))
 end
 
@@ -166,6 +182,35 @@ local function instance_result(report, iid)
   return out.result(200, doc)
 end
 
+-- The describe of a report just created, cloned or saved.
+local function saved_answer(ctx, def)
+  return out.json(200, describe.report(def, report_attributes(ctx, def)))
+end
+
+local function create_report(ctx)
+  local override = metadata_override()
+  if override == false then return bad_json() end
+  local clone_id = ngx.var.arg_cloneId
+  local def, err
+  if clone_id then
+    def, err = reports.clone(clone_id, override)
+  else
+    def, err = reports.create(override)
+  end
+  if not def then return api_error(err) end
+  return saved_answer(ctx, def)
+end
+
+local function save_report(ctx, report)
+  local override = metadata_override()
+  if override == false then return bad_json() end
+  local def, err = reports.save(report, override)
+  if not def then return api_error(err) end
+  -- Salesforce deletes a report's running asynchronous instances when it is saved
+  for _, inst in ipairs(instances.list(report, ctx.base)) do instances.delete(report, inst.id) end
+  return saved_answer(ctx, def)
+end
+
 local function check_id(id, what)
   local ok = ids.check(id)
   if not ok then
@@ -181,12 +226,24 @@ end
 
 local function report_routes(ctx, id, rest)
   if check_id(id, "Report") ~= true then return end
-  local report = catalog.find(id)
+  local report = reports.find(id)
   if not report then return out.not_found() end
   local m = ctx.method
   if rest == "" then
-    if m ~= "GET" and m ~= "POST" then return method_not_allowed(ctx, "GET,POST") end
+    if m == "PATCH" then return save_report(ctx, report) end
+    if m == "DELETE" then
+      reports.delete(report)
+      return out.no_content()
+    end
+    if m ~= "GET" and m ~= "POST" then return method_not_allowed(ctx, "GET,POST,PATCH,DELETE") end
     return run_sync(ctx, report)
+  elseif rest == "/fields" then
+    if m ~= "POST" then return method_not_allowed(ctx, "POST") end
+    local body = read_json_body()
+    if body == false then return bad_json() end
+    local answer, err = reports.fields(report, body)
+    if not answer then return api_error(err) end
+    return out.json(200, answer)
   elseif rest == "/describe" then
     if m ~= "GET" then return method_not_allowed(ctx, "GET") end
     return describe_report(ctx, report)
@@ -209,7 +266,8 @@ end
 local function analytics(ctx, path)
   local m = ctx.method
   if path == "/reports" then
-    if m ~= "GET" then return method_not_allowed(ctx, "GET") end
+    if m == "POST" then return create_report(ctx) end
+    if m ~= "GET" then return method_not_allowed(ctx, "GET,POST") end
     return list_reports(ctx)
   elseif path == "/reports/query" then
     if m ~= "POST" then return method_not_allowed(ctx, "POST") end
@@ -223,7 +281,28 @@ local function analytics(ctx, path)
   end
   local id, rest = path:match("^/reports/([^/]+)(.*)$")
   if id then return report_routes(ctx, id, rest) end
+  if path == "/dashboards" or path:match("^/dashboards/") then return dashboards.handle(ctx, path) end
   return out.not_found()
+end
+
+-- GET /services/data/vNN.N/limits: the org's limits as Salesforce lists them (Max and
+-- Remaining). The daily API count is the one Sforce-Limit-Info reports; the hourly report
+-- runs count the runs this server accepted since its last reset.
+local function limits(used, limit)
+  local s = state.stats()
+  local function entry(max, n) return { Max = max, Remaining = math.max(max - n, 0) } end
+  return out.json(200, {
+    DailyApiRequests = entry(limit, used),
+    ConcurrentAsyncGetReportInstances = entry(200, 0),
+    ConcurrentSyncReportRuns = entry(20, 0),
+    HourlyAsyncReportRuns = entry(1200, s.async_runs),
+    HourlySyncReportRuns = entry(500, s.sync_runs),
+    HourlyDashboardRefreshes = entry(200, 0),
+    HourlyDashboardResults = entry(5000, 0),
+    HourlyDashboardStatuses = entry(999999999, 0),
+    DailyAsyncApexExecutions = entry(250000, 0),
+    DailyBulkApiBatches = entry(15000, 0),
+  })
 end
 
 function api.handle()
@@ -246,9 +325,14 @@ function api.handle()
   if not state.token_valid(bearer()) then
     return out.error(401, "INVALID_SESSION_ID", "Session expired or invalid")
   end
+  if rest == "/limits" or rest == "/limits/" then
+    if ngx.req.get_method() ~= "GET" then return method_not_allowed({ method = ngx.req.get_method() }, "GET") end
+    return limits(used, limit)
+  end
   local path = rest:match("^/analytics(/.*)$")
   if not path then return out.not_found() end
   local ctx = { method = ngx.req.get_method(), base = "/services/data/v" .. version .. "/analytics" }
+  reports.record(ctx.method, ngx.var.request_uri, raw_body())
   return analytics(ctx, (path:gsub("/+$", "")))
 end
 

@@ -5,6 +5,7 @@ local state = require "fakeorg.state"
 local out = require "fakeorg.out"
 local faults = require "fakeorg.faults"
 local oauth = require "fakeorg.oauth"
+local reports = require "fakeorg.reports"
 
 local ngx = ngx
 
@@ -73,6 +74,8 @@ local ROUTES = {
   ["/__fake/fault"] = fault,
   ["/__fake/oauth"] = oauth_config,
   ["/__fake/stats"] = function() return out.json(200, state.stats()) end,
+  -- the API requests seen (method, uri, body text), oldest first: the exact JSON clients sent
+  ["/__fake/bodies"] = function() return out.json(200, reports.bodies()) end,
   ["/__fake/expire_tokens"] = function()
     state.expire_tokens()
     return out.json(200, { ok = true })

@@ -40,7 +40,8 @@ local function parse_aggregate(name)
   local col = cname and columns[cname]
   if not op then return bad(("The aggregate %s is not valid."):format(name)) end
   if not col then return unknown_column(cname) end
-  local ok = op == "u" or data.is_numeric(col) or (op == "m" or op == "x") and data.is_date(col)
+  local ok = (op == "u" and col.kind ~= "textarea") or data.is_numeric(col)
+    or (op == "m" or op == "x") and data.is_date(col)
   if not ok then return bad(("The aggregate %s is not valid for a %s column."):format(name, col.dataType)) end
   local dt = col.dataType
   if op == "u" then dt = "int" elseif op == "a" and dt == "int" then dt = "double" end
@@ -311,12 +312,13 @@ function engine.plan(base, override)
       isRunPageEditable = f.isRunPageEditable ~= false }
   end
   local date_pred, date_echo
-  date_pred, err, date_echo = filters.compile_date(pick(override, "standardDateFilter", DEFAULT_DATE_FILTER), columns)
+  local saved_date = present(base.standardDateFilter) and base.standardDateFilter or DEFAULT_DATE_FILTER
+  date_pred, err, date_echo = filters.compile_date(pick(override, "standardDateFilter", saved_date), columns)
   if err then return nil, err end
   plan.date_pred, plan.date_echo = date_pred, date_echo
-  plan.sorts, err = parse_sort(pick(override, "sortBy", nil))
+  plan.sorts, err = parse_sort(pick(override, "sortBy", base.sortBy))
   if not plan.sorts then return nil, err end
-  local top = pick(override, "topRows", nil)
+  local top = pick(override, "topRows", base.topRows)
   if present(top) then
     if type(top) ~= "table" or type(top.rowLimit) ~= "number" or top.rowLimit < 1 then
       return bad("topRows.rowLimit must be a positive number.")
@@ -422,7 +424,7 @@ function engine.metadata(plan, details)
     standardDateFilter = plan.date_echo, sortBy = echo_list(plan.sorts),
     topRows = plan.top or null, hasDetailRows = details, hasRecordCount = true,
     showGrandTotal = true, showSubtotals = true, currency = "USD", scope = "organization",
-    folderId = "00DFk0000000001AAA", description = null, division = null,
+    folderId = base.folderId or "00DFk0000000001AAA", description = base.description or null, division = null,
     historicalSnapshotDates = arr({}), chart = null, crossFilters = arr({}), buckets = arr({}),
     dashboardSetting = null, presentationOptions = { hasStackedSummaries = false },
     standardFilters = null, supportsRoleHierarchy = false, userOrHierarchyFilterId = null,

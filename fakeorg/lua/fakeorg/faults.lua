@@ -2,6 +2,7 @@
 -- response of the next matching API requests.
 local util = require "fakeorg.util"
 local out = require "fakeorg.out"
+local xlsx = require "fakeorg.xlsx"
 
 local ngx = ngx
 local rep = string.rep
@@ -67,8 +68,10 @@ function HANDLERS.server_error()
     "An unexpected error occurred. Please include this ErrorId if you contact support: 1234567890-12345 (-1234567890)")
 end
 
--- Part of a body, then the connection is closed (no terminating chunk).
-function HANDLERS.reset()
+-- Part of a body, then the connection is closed (no terminating chunk). A request for
+-- an xlsx gets `bytes` (default 300,000) of a large workbook first.
+function HANDLERS.reset(def)
+  if xlsx.wanted() then return xlsx.serve_sized(4 * 1024 * 1024, { after = tonumber(def.bytes) or 300000 }) end
   headers_json(200)
   ngx.print(PARTIAL)
   ngx.flush(true)
@@ -88,6 +91,10 @@ end
 
 -- Headers and a few bytes, then nothing for `seconds` (default 60).
 function HANDLERS.stall(def)
+  if xlsx.wanted() then
+    return xlsx.serve_sized(4 * 1024 * 1024, { after = tonumber(def.bytes) or 300000,
+      seconds = tonumber(def.seconds) or 60 })
+  end
   headers_json(200)
   ngx.print(PARTIAL)
   ngx.flush(true)
@@ -98,6 +105,7 @@ end
 -- A valid JSON report result of about `bytes` (default 50 MB), streamed.
 function HANDLERS.huge(def)
   local target = tonumber(def.bytes) or 50 * 1024 * 1024
+  if xlsx.wanted() then return xlsx.serve_sized(target) end
   headers_json(200)
   local w = out.writer()
   w.put('{"attributes":{"type":"Report","reportName":"Huge"},"allData":true,"hasDetailRows":true,'

@@ -7,6 +7,7 @@ local data = require "fakeorg.data"
 local state = require "fakeorg.state"
 
 local ngx = ngx
+local ipairs = ipairs
 local null = util.null
 
 local instances = {}
@@ -30,7 +31,23 @@ function instances.create(report, details, override)
     details = details, override = override, mode = report.async or "normal",
   }
   dict():set(id, util.encode(inst))
+  instances.count_running()
   return inst
+end
+
+-- Records in the stats the most instances running at once (created, not yet finished):
+-- what proves that a client's async runs overlapped, without a clock on the client side.
+function instances.count_running()
+  local running = 0
+  for _, key in ipairs(dict():get_keys(0)) do
+    local raw = dict():get(key)
+    local inst = raw and util.decode(raw)
+    if inst and inst.requested then
+      local status = instances.status(inst)
+      if status ~= "Success" and status ~= "Error" then running = running + 1 end
+    end
+  end
+  state.record_max("max_running_instances", running)
 end
 
 function instances.get(report, id)

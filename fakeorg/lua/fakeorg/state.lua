@@ -8,7 +8,8 @@ local state = {}
 local function dict() return ngx.shared.fakeorg_state end
 local function stats_dict() return ngx.shared.fakeorg_stats end
 
-state.DEFAULTS = { async_delay = 0.2, sync_delay = 0, slow_delay = 2, api_limit = 15000 }
+state.DEFAULTS = { async_delay = 0.2, sync_delay = 0, slow_delay = 2, api_limit = 15000,
+  dashboard_refresh_delay = 0.5, dashboard_refresh_limit = 200 }
 
 -- Called from init_by_lua with the start-up options.
 function state.init(opts)
@@ -20,7 +21,11 @@ end
 function state.reset()
   local d = dict()
   local token = d:get("startup_token")
+  local epoch = d:get("epoch") or 0
   d:flush_all()
+  -- requests that started before the reset must not count in the new statistics when
+  -- they finish (an abandoned transfer may end after the next test has begun)
+  d:set("epoch", epoch + 1)
   d:set("startup_token", token)
   d:set("token_gen", 1)
   d:set("tok:" .. token, 1)
@@ -121,6 +126,12 @@ local function bump(key, by)
 end
 state.bump = bump
 
+-- Keeps the largest value seen under key.
+function state.record_max(key, value)
+  local s = stats_dict()
+  if value > (s:get(key) or 0) then s:set(key, value) end
+end
+
 function state.request_started(uri)
   local s = stats_dict()
   bump("requests")
@@ -129,12 +140,13 @@ function state.request_started(uri)
   local inflight = bump("inflight")
   local max = s:get("max_concurrent") or 0
   if inflight > max then s:set("max_concurrent", inflight) end
-  ngx.ctx.fakeorg_counted = true
+  ngx.ctx.fakeorg_counted = dict():get("epoch") or 0
 end
 
 -- log_by_lua: in-flight bookkeeping and gzip count.
 function state.request_finished()
-  if not ngx.ctx.fakeorg_counted then return end
+  local epoch = ngx.ctx.fakeorg_counted
+  if not epoch or epoch ~= (dict():get("epoch") or 0) then return end
   bump("inflight", -1)
   if ngx.var.sent_http_content_encoding == "gzip" and not ngx.ctx.fakeorg_own_encoding then
     bump("gzip")
@@ -145,13 +157,20 @@ function state.stats()
   local s = stats_dict()
   local out = { requests = s:get("requests") or 0, connections = s:get("connections") or 0,
     gzip = s:get("gzip") or 0, max_concurrent = s:get("max_concurrent") or 0,
-    inflight = s:get("inflight") or 0, by_path = {}, instance_polls = {} }
+    inflight = s:get("inflight") or 0, max_running_instances = s:get("max_running_instances") or 0,
+    by_path = {}, instance_polls = {}, dashboard_log = {},
+    sync_runs = s:get("runs:sync") or 0, async_runs = s:get("runs:async") or 0 }
+  local dlog = {}
   for _, key in ipairs(s:get_keys(0)) do
     local path = key:match("^path:(.*)$")
     if path then out.by_path[path] = s:get(key) end
     local iid = key:match("^poll:(.*)$")
     if iid then out.instance_polls[iid] = s:get(key) end
+    if key:match("^dlog:") then dlog[#dlog + 1] = key end
   end
+  -- dashboard requests in arrival order (fakeorg.dashboards)
+  table.sort(dlog)
+  for i, key in ipairs(dlog) do out.dashboard_log[i] = util.decode(s:get(key)) end
   return out
 end
 

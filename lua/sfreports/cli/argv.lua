@@ -23,6 +23,17 @@ local COMMANDS = {
   list = { args = {}, scopes = { output = true }, format = "table" },
   types = { args = {}, scopes = { output = true }, format = "table" },
   delete = { args = { "REPORT_ID", "INSTANCE_ID" }, scopes = {} },
+  export = { args = { "REPORT_ID" }, scopes = { output = true, change = true }, format = "xlsx" },
+  -- list | show ID | status ID | refresh ID (sfreports.cli.dashboard checks which options apply)
+  dashboard = { args = { "SUBCOMMAND", "DASHBOARD_ID" }, min_args = 1, scopes = { output = true, report = true,
+    dashboard = true }, also = { filter = true, wait = true } },
+  -- report lifecycle (sfreports.cli.lifecycle)
+  create = { args = { "METADATA.json" }, scopes = { output = true } },
+  clone = { args = { "REPORT_ID" }, scopes = { output = true, name = true } },
+  save = { args = { "REPORT_ID" }, scopes = { output = true, change = true, name = true } },
+  ["delete-report"] = { args = { "REPORT_ID" }, scopes = { confirm = true } },
+  fields = { args = { "REPORT_ID" }, scopes = { output = true, intersect = true }, format = "table" },
+  operators = { args = {}, scopes = { output = true }, format = "table" },
 }
 argv.COMMANDS = COMMANDS
 
@@ -35,6 +46,9 @@ local OPTIONS = {
   ["--retries"] = { key = "retries", arity = "value", scope = "all" },
   ["--stall-timeout"] = { key = "stall_timeout", arity = "value", scope = "all" },
   ["--quiet"] = { key = "quiet", arity = "flag", scope = "all" },
+  ["--verbose"] = { key = "verbose", arity = "flag", scope = "all" },
+  ["-v"] = { key = "verbose", arity = "flag", scope = "all" },
+  ["--trace-json"] = { key = "trace_json", arity = "value", scope = "all" },
   ["-q"] = { key = "quiet", arity = "flag", scope = "all" },
   ["--help"] = { key = "help", arity = "flag", scope = "all" },
   ["-h"] = { key = "help", arity = "flag", scope = "all" },
@@ -60,10 +74,24 @@ local OPTIONS = {
   ["--no-wait"] = { key = "no_wait", arity = "flag", scope = "run" },
   ["--all"] = { key = "all", arity = "flag", scope = "run" },
   ["--wait"] = { key = "wait", arity = "flag", scope = "fetch" },
+  ["--component"] = { key = "component", arity = "value", scope = "dashboard" },
+  ["--running-user"] = { key = "running_user", arity = "value", scope = "dashboard" },
+  -- aggregates and the report lifecycle (sfreports.cli.lifecycle)
+  ["--aggregate"] = { key = "aggregate", arity = "value", many = true, scope = "change" },
+  ["--replace-aggregates"] = { key = "replace_aggregates", arity = "optional", scope = "change" },
+  ["--groups"] = { key = "groups", arity = "flag", scope = "report" },
+  ["--name"] = { key = "name", arity = "value", scope = "name" },
+  ["--folder"] = { key = "folder", arity = "value", scope = "name" },
+  ["--yes"] = { key = "yes", arity = "flag", scope = "confirm" },
+  ["-y"] = { key = "yes", arity = "flag", scope = "confirm" },
+  ["--intersect"] = { key = "intersect", arity = "value", scope = "intersect" },
 }
 argv.OPTIONS = OPTIONS
 
-argv.FORMATS = { csv = true, tsv = true, json = true, jsonl = true, table = true }
+argv.FORMATS = { csv = true, tsv = true, json = true, jsonl = true, table = true, xlsx = true }
+-- xlsx is a workbook of report rows: only for the commands that write a report's rows
+-- (and `export`, which writes nothing else)
+local XLSX_COMMANDS = { run = true, fetch = true, query = true, export = true }
 
 -- Whether the parsed options o hold any of the "change" options (what sfreports.cli.syntax
 -- turns into run options: filters, dates, sorting, top, columns).
@@ -163,12 +191,19 @@ function argv.check(o, command, seen)
   local spec = COMMANDS[command]
   for _, name in pairs(seen) do
     local opt = OPTIONS[name]
-    if opt.scope ~= "all" and not spec.scopes[opt.scope] then
+    if opt.scope ~= "all" and not spec.scopes[opt.scope] and not (spec.also and spec.also[opt.key]) then
       usage_error(format("option %s does not apply to `sfreports %s`", name, command))
     end
   end
   if o.format ~= nil and not argv.FORMATS[o.format] then
-    usage_error(format("--format %q: expected csv, tsv, json, jsonl or table", o.format))
+    usage_error(format("--format %q: expected csv, tsv, json, jsonl, table or xlsx", o.format))
+  end
+  if o.format == "xlsx" and not XLSX_COMMANDS[command] then
+    usage_error(format("--format xlsx writes report rows: it applies to run, fetch, query and export,"
+      .. " not `sfreports %s`", command))
+  end
+  if command == "export" and o.format ~= nil and o.format ~= "xlsx" then
+    usage_error("`sfreports export` writes Salesforce's formatted .xlsx; for other formats use `sfreports run`")
   end
   local checked = { format = o.format or spec.format }
   if o.timeout ~= nil then checked.timeout = seconds(o.timeout, "--timeout", "300") end
@@ -181,6 +216,9 @@ function argv.check(o, command, seen)
     checked.retries = n
   end
   if o.org ~= nil and o.org == "" then usage_error("--org needs an alias") end
+  if o.trace_json ~= nil and o.trace_json == "" then
+    usage_error("--trace-json needs a file name (- for standard error)")
+  end
   return checked
 end
 

@@ -49,7 +49,7 @@ function Session:wait(client, inst)
   local sleep = self.sleep or core.sleep
   local progress = self:progress_fn()
   local start = clock()
-  local opts = { timeout = self.timeout }
+  local opts = { timeout = self:time_left() } -- what is left of --timeout
   opts.sleep = function(seconds)
     if progress then progress(inst, clock() - start, false) end
     local ok, e = pcall(sleep, seconds)
@@ -82,10 +82,16 @@ end
 
 local commands = {}
 
+-- --format xlsx needs a file or a pipe: checked before any request.
+local function check_output(s)
+  if s.format == "xlsx" then s:check_binary_output() end
+end
+
 function commands.run(s, args)
   local o = s.o
   check_report_id(args[1], "report id")
   local ropts = run_options(o)
+  check_output(s)
   if o.no_wait then
     if o.all then usage_error("--no-wait cannot be combined with --all") end
     if o.output or o.format or o.raw then
@@ -105,7 +111,13 @@ function commands.run(s, args)
     end
     report, err = client:run_all(args[1], ropts)
     if not report then return s:fail_err(err) end
-    return s:write_report(report, true)
+    local status = s:write_report(report, true)
+    if s.rows_written and not o.quiet and s:is_tty() then
+      -- on a terminal: what the pull cost (rows, runs, time, API usage)
+      local line = require("sfreports.cli.trace").summary(s.rows_written, client:usage())
+      s.stderr:write("sfreports: ", s:scrub(line), "\n")
+    end
+    return status
   end
   if o.async or o.no_wait then
     local inst
@@ -128,6 +140,7 @@ end
 function commands.fetch(s, args)
   check_report_id(args[1], "report id")
   check_report_id(args[2], "instance id")
+  check_output(s)
   local client, cerr = s:ready()
   if not client then return s:fail(cerr) end
   local report, err
@@ -159,6 +172,7 @@ function commands.query(s, args)
   end
   if not text then return s:fail(rerr) end
   local ropts = run_options(s.o)
+  check_output(s)
   local core_ok, core = pcall(require, "sfreports.core")
   if not core_ok then return s:fail("cannot load the sfreports library: " .. tostring(core)) end
   local md, derr = core.decode(text)
@@ -284,5 +298,33 @@ function commands.types(s)
   return s:write_records({ { name = "category" }, { name = "type" }, { name = "label" } }, records)
 end
 
+-- Salesforce's formatted export (client:export): the .xlsx streamed into -o FILE's
+-- temporary file (renamed when complete) or onto standard output (-o -, not a terminal).
+function commands.export(s, args)
+  check_report_id(args[1], "report id")
+  local ropts = run_options(s.o)
+  s:check_binary_output()
+  local client, cerr = s:ready()
+  if not client then return s:fail(cerr) end
+  if type(client.export) ~= "function" then
+    return s:fail("this version of the sfreports library has no formatted export (client:export)")
+  end
+  local to = s.o.output == "-" and s.stdout or s._file
+  ropts.to = to
+  local info, err = client:export(args[1], ropts)
+  if not info then return s:fail_err(err) end
+  local ok, werr = s:close_output()
+  if not ok then return s:fail("cannot write the output: " .. tostring(werr)) end
+  s:note(format("wrote %d bytes of Salesforce's formatted export%s", info.bytes,
+    info.filename and (" (" .. info.filename .. ")") or ""))
+  return EXIT.OK
+end
+
+-- dashboard list | show | status | refresh (sfreports.cli.dashboard)
+function commands.dashboard(s, args)
+  return require("sfreports.cli.dashboard").run(s, args)
+end
+-- the report lifecycle commands (create, clone, save, delete-report, fields, operators)
+for name, fn in pairs(require "sfreports.cli.lifecycle") do commands[name] = fn end
 
 return commands

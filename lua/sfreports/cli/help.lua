@@ -13,6 +13,7 @@ usage: sfreports COMMAND [ARGUMENTS] [OPTIONS]
 
 Commands:
   run REPORT_ID                 run a report and write its rows (CSV unless --format)
+  export REPORT_ID -o FILE      Salesforce's formatted .xlsx of a run (the Export button)
   describe REPORT_ID            the report's metadata as JSON (--format table: its columns)
   instances REPORT_ID           the report's asynchronous runs
   fetch REPORT_ID INSTANCE_ID   write the rows of an asynchronous run
@@ -20,6 +21,13 @@ Commands:
   list                          recently viewed reports
   query METADATA.json           run report metadata without saving a report (- reads stdin)
   types                         report types, by category
+  dashboard list|show|status|refresh [ID]   dashboards: components, rows, refresh
+  create METADATA.json          create a report from reportMetadata; prints its id
+  clone REPORT_ID --name NAME   copy a report under a new name; prints the copy's id
+  save REPORT_ID [CHANGES]      save filters, columns, aggregates, sort... into a report
+  delete-report REPORT_ID       delete a report (asks first on a terminal; --yes)
+  fields REPORT_ID              the fields a report can use (--intersect ID,...)
+  operators                     filter operators per data type
   help [COMMAND]                this text, or a command's options and examples
 
 Credentials:
@@ -31,15 +39,20 @@ Credentials:
 Options for every command:
   --org ALIAS          use the Salesforce CLI login ALIAS instead of SF_* variables
   --api-version V      API version (default: SF_API_VERSION, else the library's)
-  --timeout SECONDS    limit for each request, and for waiting on an asynchronous run
+  --timeout SECONDS    budget of the whole command: every request, retry, wait and page
   --retries N          how many times a failed request is tried again (default: the
                        library's; 0 never retries)
   --stall-timeout S    give up on a response that sends nothing for S seconds
-  --format FORMAT      csv, tsv, json, jsonl or table (aligned columns for a terminal;
+  --format FORMAT      csv, tsv, json, jsonl, table (aligned columns for a terminal;
                        table reads all rows before printing, to measure the columns)
+                       or xlsx (an Excel workbook, typed cells: needs -o FILE or -o -
+                       onto a pipe; run, fetch and query)
   -o, --output FILE    write to FILE instead of standard output (- is standard output);
                        FILE is replaced only when the command succeeds
   -q, --quiet          no progress or notes on standard error (errors still appear)
+  -v, --verbose        one line per HTTP exchange on standard error (method, path,
+                       status, ms, bytes, attempt; never a token)
+  --trace-json FILE    the same as JSON lines, appended to FILE (- is standard error)
   --progress           progress of asynchronous runs on standard error even when it is
                        not a terminal (by default only a terminal gets it)
   -h, --help           help (also: sfreports help COMMAND)
@@ -63,7 +76,9 @@ Runs a saved report and writes its detail rows as they are produced: CSV by defa
 
 Output:
   --format FORMAT       csv (default), tsv, json (an array of objects), jsonl (one
-                        object per line) or table (aligned; reads all rows first)
+                        object per line), table (aligned; reads all rows first) or
+                        xlsx (a workbook with typed cells, written as rows arrive:
+                        needs -o FILE, or -o - onto a pipe; works with --all)
   --raw                 values instead of display labels (350000 rather than "$350,000.00")
   --formula-guard       CSV/TSV: prefix fields starting with = + - @ with ' (spreadsheets)
   -o, --output FILE     write to FILE (written to a temporary file next to it, renamed
@@ -86,13 +101,19 @@ Changing the run (nothing is saved):
   --sort COLUMN[:desc]  sort the detail rows (repeatable; :asc is the default)
   --top N[:desc]        only the first N rows in sort order (needs --sort or a saved sort)
   --columns A,B,C       the detail columns to return, in this order
+  --aggregate AGG       add an aggregate (repeatable): sum(AMOUNT), avg(COL), min(COL),
+                        max(COL), unique(COL), RowCount, or the API's s!AMOUNT, a!, m!, x!, u!
+  --replace-aggregates[=AGG,...]  drop the saved aggregates (all, or those listed; a
+                        column name drops every saved aggregate on it)
+  --groups              write the aggregates instead of the rows: one line per group,
+                        subtotal and grand total, headed by the aggregate labels
 
 Running:
   --async               run as an asynchronous instance and wait for it, with progress
                         on standard error (see --progress, --quiet)
   --no-wait             start an asynchronous run, print its instance id and exit
                         (then: sfreports fetch REPORT_ID INSTANCE_ID)
-  --timeout SECONDS     request limit; with --async also the limit for waiting
+  --timeout SECONDS     budget of the whole command (requests, retries, the wait, pages)
   --delete-on-interrupt with --async: delete the asynchronous run when Ctrl-C stops the wait
                         (without it, the message names the fetch and delete commands)
   --all                 page past the 2,000-row limit (several runs, each split by a filter)
@@ -108,6 +129,23 @@ Examples:
       --filter "STAGE_NAME = 'Closed Won','Closed Lost'" --logic "1 OR 2"
   sfreports run 00OFk00000A0001MAB --date CLOSE_DATE:LAST_N_DAYS:90 --format jsonl --raw -o recent.jsonl
   sfreports run 00OFk00000A0001MAB --async --timeout 900 --org prod
+  sfreports run 00OFk00000B0001MAB --aggregate "avg(AMOUNT)" --aggregate "max(AMOUNT)" --groups
+]],
+  export = [[
+usage: sfreports export REPORT_ID -o FILE [OPTIONS]
+
+Writes Salesforce's own formatted Excel export of a run (what the Export button gives:
+its layout, its formatting) to FILE, streamed as it arrives: a temporary file next to
+FILE is renamed over it only when the whole file is in. -o - writes it to standard
+output, which must not be a terminal. Takes the run options of `run` (--filter, --logic,
+--replace-filters, --date, --from/--to, --date-column, --sort, --top, --columns).
+Salesforce advises against several large formatted exports at a time.
+For a workbook built here from the rows (every row with --all, typed cells, one sheet
+per view), use `sfreports run REPORT_ID --format xlsx -o FILE`.
+
+Examples:
+  sfreports export 00OFk00000A0001MAB -o pipeline.xlsx
+  sfreports export 00OFk00000A0001MAB --filter "AMOUNT > 10000" -o - | gzip > pipeline.xlsx.gz
 ]],
   describe = [[
 usage: sfreports describe REPORT_ID [--format json|table|csv|tsv|jsonl] [-o FILE]
@@ -184,6 +222,97 @@ The default format is table.
 
 Example:
   sfreports types --format csv
+]],
+  dashboard = [[
+usage: sfreports dashboard list
+       sfreports dashboard show DASHBOARD_ID [--filter "FILTER=OPTION"]... [--running-user USER_ID]
+                                [--component ID|TITLE] [--format F] [-o FILE|DIR] [--raw]
+       sfreports dashboard status DASHBOARD_ID
+       sfreports dashboard refresh DASHBOARD_ID [--wait] [--timeout SECONDS] [show's options]
+
+list     recently used dashboards: id, name, url (default format table)
+show     without --component: a summary of the components: title, id, type, status, rows,
+         error (default format table). With -o DIR, each component's rows also go to a
+         file in DIR (NN-title.csv, or the --format's extension), written atomically.
+         With --component (an id, or a title in any case): that component's rows in
+         --format (default csv), to -o FILE or standard output: its detail rows, or, for
+         a chart, metric or table of groups, one row per group with its aggregates.
+status   each component's refresh status and date (default format table)
+refresh  starts a refresh (a refresh already in progress is not an error); with --wait,
+         waits for it (up to --timeout seconds) and then shows the dashboard like show
+
+--filter "FILTER=OPTION"  a dashboard filter by its label or name, and one of its options
+         by alias, label, value or id (repeatable, at most three filters; checked against
+         the dashboard's metadata before the results are requested)
+--running-user USER_ID   view the dashboard as that user (dashboards that allow it)
+
+Exit status 1 when any component shown failed (each one is named on standard error).
+
+Examples:
+  sfreports dashboard list
+  sfreports dashboard show 01ZFk00000G0001MAB --filter "Region=EMEA" --filter "Deal Size=Large"
+  sfreports dashboard show 01ZFk00000G0001MAB --component "Open Deals" --format jsonl
+  sfreports dashboard show 01ZFk00000G0001MAB -o sales/
+  sfreports dashboard refresh 01ZFk00000G0001MAB --wait --timeout 300
+]],
+  create = [[
+usage: sfreports create METADATA.json [--format json] [-o FILE]
+
+Creates a report (POST analytics/reports) from {"reportMetadata": {...}} or the
+reportMetadata object itself (name, reportType, reportFormat, detailColumns, groupingsDown,
+aggregates, reportFilters...); - reads standard input. Prints the new report's id on
+standard output (--format json: its whole describe) and a note on standard error.
+
+Example:
+  id=$(sfreports create pipeline.json)
+]],
+  clone = [[
+usage: sfreports clone REPORT_ID --name NAME [--folder FOLDER_ID] [--format json]
+
+Copies a report (POST analytics/reports?cloneId=REPORT_ID) under a new name, in the same
+folder unless --folder. Prints the copy's id (--format json: its describe).
+
+Example:
+  copy=$(sfreports clone 00OFk00000A0001MAB --name "Pipeline (EMEA)")
+  sfreports save "$copy" --filter "BILLING_COUNTRY = Germany,France"
+]],
+  save = [[
+usage: sfreports save REPORT_ID [CHANGES] [--name NAME] [--folder FOLDER_ID] [--format json]
+
+Saves changes into the report (PATCH analytics/reports/REPORT_ID): the options that change
+a run -- --filter, --logic, --replace-filters, --date, --from/--to, --sort, --top,
+--columns, --aggregate, --replace-aggregates -- checked against the report's describe
+before anything is sent, plus --name and --folder. Prints the report id (--format json:
+the saved describe). Salesforce deletes the report's running asynchronous runs when it
+is saved.
+
+Examples:
+  sfreports save 00OFk00000A0001MAB --filter "STAGE_NAME = Closed Won" --aggregate "max(AMOUNT)"
+  sfreports save 00OFk00000A0001MAB --name "Won deals" --replace-filters
+]],
+  ["delete-report"] = [[
+usage: sfreports delete-report REPORT_ID [--yes]
+
+Deletes a report for good. On a terminal it asks first; otherwise (a script) --yes is
+required. A report that does not exist is a failure (exit status 1, HTTP 404).
+
+Example:
+  sfreports delete-report 00OFk00000A0001MAB --yes
+]],
+  fields = [[
+usage: sfreports fields REPORT_ID [--intersect REPORT_ID,...] [--format table|csv|tsv|json|jsonl]
+
+Lists the fields the report can use (POST analytics/reports/REPORT_ID/fields): name,
+label, type, group. With --intersect, the fields it shares with those reports.
+
+Example:
+  sfreports fields 00OFk00000A0001MAB --format csv
+]],
+  operators = [[
+usage: sfreports operators [--format table|csv|tsv|json|jsonl]
+
+Lists the filter operators per data type (GET analytics/filteroperators): type,
+operator (the API name --filter takes), label.
 ]],
   help = [[
 usage: sfreports help [COMMAND]

@@ -59,12 +59,46 @@ function Session:write_records(fields, records)
   return EXIT.OK
 end
 
+-- The workbook of --format xlsx (sfreports.writers.xlsx): to -o FILE's temporary file
+-- by name (the writer makes and renames its own, then close_output renames that over
+-- FILE), or to standard output (-o -, checked not to be a terminal). Returns rows | nil, err.
+function Session:write_xlsx(report)
+  local writers = require "sfreports.writers"
+  local wopts = { raw = self.o.raw and true or false }
+  if self.o.output == "-" then return writers.xlsx(report, self.stdout, wopts) end
+  local ok, err = self:reserve_output()
+  if not ok then return nil, err end
+  self._file:close() -- the writer writes the temporary file by its name
+  self._file = nil
+  return writers.xlsx(report, self._tmp, wopts)
+end
+
 -- Writes a report's rows; exit 3 (with a warning naming the fix) when it is truncated.
 function Session:write_report(report, paged)
+  if self.o.groups then return self:write_summary(report) end -- sfreports.cli.lifecycle
+  if self.format == "xlsx" then
+    local n, err = self:write_xlsx(report)
+    if not n then
+      if paged and report.error then
+        return self:fail_err(err, "paging stopped, so no workbook was written")
+      end
+      return self:fail_err(err, "cannot write the workbook")
+    end
+    local ok, cerr = self:close_output()
+    if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
+    if report.truncated and not paged then
+      self.stderr:write(format("sfreports: warning: the report was truncated: Salesforce returned %d detail"
+        .. " row%s and has more (it returns at most 2,000 per run); add --all to page through every row,"
+        .. " or narrow the report with --filter\n", n, n == 1 and "" or "s"))
+      return EXIT.TRUNCATED
+    end
+    return EXIT.OK
+  end
   local out, oerr = self:open_output()
   if not out then return self:fail(oerr) end
   local n, err = self:write_rows(report, out, self.o.raw)
   if not n then return self:fail("cannot write the output: " .. tostring(err)) end
+  self.rows_written = n
   if paged and (report.error or report.all_data == false) then
     -- a page failed after some rows were written: never let that pass as a complete pull
     -- (and -o FILE is not replaced by the part that arrived)

@@ -28,11 +28,39 @@ function Session.new(env, io_streams)
     stdout = io_streams.stdout or io.stdout,
     stderr = io_streams.stderr or io.stderr,
     stdin = io_streams.stdin or io.stdin,
-    stderr_tty = io_streams.stderr_tty,
+    stderr_tty = io_streams.stderr_tty, stdin_tty = io_streams.stdin_tty, stdout_tty = io_streams.stdout_tty,
     sleep = io_streams.sleep, clock = io_streams.clock,
     getenv = getenv_of(env),
     o = {}, secrets = {},
   }, Session)
+end
+
+-- True when standard output is a terminal (io_streams.stdout_tty, or asks the shell).
+function Session:stdout_is_tty()
+  if self.stdout_tty == nil then
+    local tty = false
+    if self.stdout == io.stdout then
+      local a, _, c = os.execute("test -t 1")
+      if type(a) == "number" then tty = a == 0
+      else tty = a == true and (c == nil or c == 0) end
+    end
+    self.stdout_tty = tty
+  end
+  return self.stdout_tty
+end
+
+-- A binary output (xlsx) needs -o FILE, or -o - onto something that is not a terminal.
+-- Raises a usage error otherwise (before any request).
+function Session:check_binary_output()
+  local out = self.o.output
+  if out == nil then
+    require("sfreports.cli.argv").usage_error(
+      "an .xlsx workbook is binary: give -o FILE (or -o - to write it to a pipe)")
+  end
+  if out == "-" and self:stdout_is_tty() then
+    require("sfreports.cli.argv").usage_error("refusing to write an .xlsx workbook to a terminal: redirect"
+      .. " standard output to a file or a pipe, or give -o FILE")
+  end
 end
 
 -- True when file descriptor 2 is a terminal (asks the shell: Lua has no isatty).
@@ -162,6 +190,7 @@ Session.raised_message = raised_message
 local function describe_error(err)
   if type(err) ~= "table" then return tostring(err) end
   local msg = tostring(err.message or err)
+  if type(err.budget) == "number" then msg = format("--timeout %g s ran out", err.budget) end
   local extra = {}
   if err.code and err.code ~= "" and not find(msg, tostring(err.code), 1, true) then
     extra[#extra + 1] = tostring(err.code)
@@ -194,15 +223,29 @@ local function clean_token(t)
   return rest or t
 end
 
--- The options of sfreports.new that come from the command line.
+-- The options of sfreports.new that come from the command line: --timeout is the budget
+-- of the whole command (every request, retry, wait and page), from the client's making.
+-- Returns the options, or nil and a message (a --trace-json file that cannot be written).
 function Session:client_options(sfreports)
   local c = self.checked or {}
-  local opts = { timeout = c.timeout, retries = c.retries, stall_timeout = c.stall_timeout,
+  local budget = c.timeout and math.min(c.timeout, 2147483) or nil
+  local opts = { timeout = budget, budget = budget, retries = c.retries, stall_timeout = c.stall_timeout,
     user_agent = "sfreports-cli/" .. tostring(sfreports.VERSION),
     -- tokens issued by an auth flow (--org) are scrubbed from every message like SF_ACCESS_TOKEN
     on_token = function(token) self:add_secret(token) end }
   if self.o.api_version then opts.api_version = self.o.api_version end
+  -- -v, --trace-json, retries on a terminal (sfreports.cli.trace)
+  local hook, herr = require("sfreports.cli.trace").hook(self)
+  if herr then return nil, herr end
+  opts.on_request = hook
   return opts
+end
+
+-- Seconds left of the command's --timeout (nil without one).
+function Session:time_left()
+  if not self.timeout then return nil end
+  local now = require("sfreports.core").monotime()
+  return math.max(self.timeout - (now - (self.started or now)), 0.001)
 end
 
 local function org_client(self, sfreports, opts)
@@ -243,7 +286,9 @@ function Session:client()
   if not ok then
     return nil, "cannot load the sfreports library (is it built? run `make` in the checkout): " .. tostring(sfreports)
   end
-  local opts = self:client_options(sfreports)
+  self.started = require("sfreports.core").monotime()
+  local opts, oerr = self:client_options(sfreports)
+  if not opts then return nil, oerr end
   local client, err
   if self.o.org then
     client, err = org_client(self, sfreports, opts)
@@ -272,23 +317,7 @@ local function file_error(path, err)
   return "cannot write " .. path .. ": " .. why
 end
 
-local counter = 0
-
--- A name for the temporary file next to path that no file has yet.
-local function temporary_name(path)
-  local dir, base = match(path, "^(.*/)([^/]*)$")
-  if not dir then dir, base = "", path end
-  for _ = 1, 100 do
-    counter = counter + 1
-    -- a fresh table's address differs between processes (ASLR): two runs never collide
-    local name = format("%s.%s.sfreports-%s-%d-%d.tmp", dir, base, match(tostring({}), "(%x+)$") or "0",
-      os.time(), counter)
-    local f = io.open(name, "rb")
-    if not f then return name end
-    f:close()
-  end
-  return nil
-end
+local temporary_name = require("sfreports.tmpname").next_to
 
 -- Makes the temporary file for -o FILE (nothing for standard output). Returns true, or
 -- nil and a message: FILE is a directory, a file that cannot be written, or in a
@@ -331,7 +360,8 @@ function Session:close_output()
   end
   local f, tmp = self._file, self._tmp
   self._file = nil
-  local ok, err = f:close()
+  local ok, err = true, nil
+  if f then ok, err = f:close() end -- (a writer that wrote the file by name closed it)
   if ok and self.interrupted then ok, err = nil, "interrupted" end
   if ok then ok, err = os.rename(tmp, self.o.output) end
   if not ok then

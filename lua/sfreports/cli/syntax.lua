@@ -1,5 +1,6 @@
 -- sfreports.cli.syntax: the value syntax of the options that change a run (--filter,
--- --logic, --replace-filters, --date, --from/--to, --sort, --top, --columns), turned into
+-- --logic, --replace-filters, --date, --from/--to, --sort, --top, --columns, --aggregate,
+-- --replace-aggregates), turned into
 -- the library's run options. Checked before any request: a typo is a usage error (exit
 -- status 2) and costs no API call; what only the org can judge is left to the library.
 local argv = require "sfreports.cli.argv"
@@ -239,6 +240,25 @@ function syntax.run_options(o)
     r.sort = list
   end
   if o.top then r.top = parse_top(o.top) end
+  if o.aggregate then
+    local A = require "sfreports.run_options.aggregates"
+    local list = {}
+    for i, spec in ipairs(o.aggregate) do
+      local a, why = A.parse_text(spec)
+      if not a then usage_error(format("--aggregate %q: %s", spec, why)) end
+      list[i] = a
+    end
+    r.aggregates = list
+  end
+  if o.replace_aggregates == true then
+    r.replace_aggregates = true
+  elseif o.replace_aggregates then
+    -- aggregates (sum(AMOUNT), s!AMOUNT, RowCount) or columns whose saved aggregates go
+    local A = require "sfreports.run_options.aggregates"
+    local list = comma_list(o.replace_aggregates, "--replace-aggregates")
+    for i, item in ipairs(list) do list[i] = A.parse_text(item) or item end
+    r.replace_aggregates = list
+  end
   if o.columns then
     local cols = {}
     for _, s in ipairs(o.columns) do
