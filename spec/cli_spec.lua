@@ -80,7 +80,8 @@ local function sfr(args, o)
   return res
 end
 
-local USAGE_LINE = "usage: sfreports COMMAND [ARGUMENTS] [OPTIONS]"
+-- the command's own usage, or the general one (issue 23)
+local USAGE_LINE = "usage: sfreports "
 
 local function assert_usage(res, pattern)
   assert.are.equal(2, res.code)

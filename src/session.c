@@ -846,7 +846,14 @@ static int sfr_push_result(lua_State *L, int decode_idx, int ri)
         } else if (r->stalled) {
             snprintf(num, sizeof(num), "%g", r->stall_s);
             lua_pushfstring(L, "no data received for %s seconds (stall_timeout)", num);
-        } else
+        } else if (r->result == CURLE_SSL_CONNECT_ERROR && strstr(r->errbuf, "wrong version number")) {
+            /* a TLS handshake answered in plain text: https:// to a port that speaks http */
+            lua_pushfstring(L, "TLS handshake failed: the server answered without TLS (is it an http:// "
+                            "address, or a plain-http port?): %s", r->errbuf);
+        } else if (r->errbuf[0] && strstr(r->errbuf, curl_easy_strerror(r->result)))
+            /* newer libcurl ends its detail with the error's own text: say it once */
+            lua_pushstring(L, r->errbuf);
+        else
             lua_pushfstring(L, "%s: %s", curl_easy_strerror(r->result),
                             r->errbuf[0] ? r->errbuf : "no detail");
         if (r->sunk > 0)

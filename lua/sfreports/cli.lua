@@ -25,7 +25,7 @@ local argv = require "sfreports.cli.argv"
 -- the help texts and the syntax of the "change" options are loaded when needed
 local function help() return require "sfreports.cli.help" end
 
-local pcall, pairs, tostring, rawget, require = pcall, pairs, tostring, rawget, require
+local pcall, pairs, ipairs, type, tostring, rawget, require = pcall, pairs, ipairs, type, tostring, rawget, require
 local format, concat = string.format, table.concat
 
 local cli = {}
@@ -111,8 +111,11 @@ local function dispatch(s, positional, seen)
     s.stdout:write(help().COMMANDS[command])
     return EXIT.OK
   end
+  s.command = command -- a usage error now shows this command's usage
   local args = {}
   for i = 2, #positional do args[i - 1] = positional[i] end
+  -- a report may be given by its URL (Lightning or Classic): sfreports.cli.shape
+  if spec.args[1] == "REPORT_ID" and args[1] then args[1] = require("sfreports.cli.shape").report_id(args[1]) end
   if #args > #spec.args or #args < (spec.min_args or #spec.args) then
     usage_error(format("`sfreports %s` takes %s, got %d argument%s", command,
       #spec.args == 0 and "no arguments" or concat(spec.args, " "), #args, #args == 1 and "" or "s"))
@@ -122,8 +125,16 @@ local function dispatch(s, positional, seen)
   return require("sfreports.cli.commands")[command](s, args)
 end
 
+-- The usage lines of a command's help (up to its first blank line), else the general one.
+local function command_usage(command)
+  local text = command and help().COMMANDS[command]
+  if not text then return cli.USAGE end
+  local lines = text:match("^(usage:.-)\n\n") or text:match("^(usage:[^\n]*)")
+  return (lines or cli.USAGE) .. "\n(sfreports help " .. command .. " for its options and examples)"
+end
+
 local function usage_exit(s, msg)
-  s.stderr:write("sfreports: ", s:scrub(msg), "\n", cli.USAGE, "\n")
+  s.stderr:write("sfreports: ", s:scrub(msg), "\n", command_usage(s.command), "\n")
   return EXIT.USAGE
 end
 
@@ -156,6 +167,11 @@ end
 function cli.main(args, env, io_streams)
   local Session = session_module()
   local s = Session.new(env, io_streams or {})
+  -- the command, for the usage shown after an error found while parsing the options
+  for _, a in ipairs(args or {}) do
+    if type(a) == "string" and argv.COMMANDS[a] then s.command = a break end
+    if a == "--" then break end
+  end
   local ok, status = pcall(function()
     local o, positional, seen = argv.parse(args or {})
     s.o = o

@@ -53,6 +53,9 @@
 --                        gets a leading "'" (spreadsheet formula injection). Fields written
 --                        from numbers (raw mode) are never prefixed.
 --   header = true        CSV/TSV: write the header line (false: columns still fix the shape)
+--   delimiter = ","      CSV only: the field separator (one character other than '"', CR
+--                        and LF, e.g. ";" for spreadsheets in comma-decimal locales); a
+--                        field holding it is quoted
 --   columns, grouping_columns   the shape, when the source is an iterator
 --
 -- The CSV/TSV shape (a contract): one header line of grouping column labels (down levels
@@ -185,7 +188,9 @@ local FORMATS = {}
 local function delimited_format(sep)
   return {
     header = function(w, columns, gcols, blocks)
-      local layout = delimited.layout(sep, w.raw, w.guard, columns, gcols, blocks)
+      -- CSV with another delimiter (opts.delimiter) quotes fields holding that one instead
+      local layout = delimited.layout(sep == "," and w.delimiter or sep, w.raw, w.guard, columns, gcols, blocks,
+        sep == ",")
       w.format_row = layout.line
       if w.header_line then return layout.header(header_labels(columns, gcols, blocks)) end
       return nil
@@ -237,7 +242,17 @@ FORMATS.table = {
 ---------------------------------------------------------------------------------------
 -- the writer object
 
-local OPTIONS = { raw = true, formula_guard = true, header = true, columns = true, grouping_columns = true }
+-- opts.delimiter (CSV only): one character other than a quote, CR or LF; "," by default.
+local function csv_delimiter(d)
+  if d == nil then return "," end
+  if type(d) ~= "string" or #d ~= 1 or d == '"' or d == "\r" or d == "\n" then
+    error("sfreports.writers: delimiter must be one character other than '\"', CR and LF", 4)
+  end
+  return d
+end
+
+local OPTIONS = { raw = true, formula_guard = true, header = true, columns = true, grouping_columns = true,
+  delimiter = true }
 
 local Writer = {}
 Writer.__index = Writer
@@ -257,6 +272,7 @@ function writers.new(fmt, sink, opts)
     kind = fmt == "ndjson" and "jsonl" or fmt, format = format, write = make_write(sink),
     raw = opts.raw and true or false,
     guard = opts.formula_guard and true or false, header_line = opts.header ~= false,
+    delimiter = csv_delimiter(opts.delimiter),
     count = 0, state = "new",
   }, Writer)
 end

@@ -85,6 +85,15 @@ local OPTIONS = {
   ["--yes"] = { key = "yes", arity = "flag", scope = "confirm" },
   ["-y"] = { key = "yes", arity = "flag", scope = "confirm" },
   ["--intersect"] = { key = "intersect", arity = "value", scope = "intersect" },
+  -- the first hour (issue 23): output shape, paging key, grids, profiles
+  ["--no-header"] = { key = "no_header", arity = "flag", scope = "output" },
+  ["--delimiter"] = { key = "delimiter", arity = "value", scope = "output" },
+  ["--bom"] = { key = "bom", arity = "flag", scope = "output" },
+  ["--limit"] = { key = "limit", arity = "value", scope = "output" },
+  ["--subtotals"] = { key = "groups", arity = "flag", scope = "report" },
+  ["--grid"] = { key = "grid", arity = "optional", scope = "report" },
+  ["--key"] = { key = "key", arity = "value", scope = "run" },
+  ["--profile"] = { key = "profile", arity = "value", scope = "all" },
 }
 argv.OPTIONS = OPTIONS
 
@@ -216,6 +225,8 @@ function argv.check(o, command, seen)
     checked.retries = n
   end
   if o.org ~= nil and o.org == "" then usage_error("--org needs an alias") end
+  if o.profile ~= nil and o.profile == "" then usage_error("--profile needs a profile name") end
+  require("sfreports.cli.shape").check(o, checked)
   if o.trace_json ~= nil and o.trace_json == "" then
     usage_error("--trace-json needs a file name (- for standard error)")
   end

@@ -109,6 +109,7 @@ function commands.run(s, args)
     if o.async then
       usage_error("--all pages with synchronous runs (one per 2,000 rows); drop --async")
     end
+    if s.checked.key then ropts.key = s.checked.key end -- --key COLUMN[,COLUMN]
     report, err = client:run_all(args[1], ropts)
     if not report then return s:fail_err(err) end
     local status = s:write_report(report, true)
@@ -174,7 +175,7 @@ function commands.query(s, args)
   local ropts = run_options(s.o)
   check_output(s)
   local core_ok, core = pcall(require, "sfreports.core")
-  if not core_ok then return s:fail("cannot load the sfreports library: " .. tostring(core)) end
+  if not core_ok then return s:fail(Session.build_hint(core)) end
   local md, derr = core.decode(text)
   if md == nil then return s:fail_err(derr, path .. " is not JSON") end
   if type(md) ~= "table" or (type(md.reportMetadata) ~= "table" and md.reportFormat == nil

@@ -72,7 +72,7 @@ local function read_metadata(s, path)
     f:close()
   end
   local ok, core = pcall(require, "sfreports.core")
-  if not ok then return nil, "cannot load the sfreports library: " .. tostring(core) end
+  if not ok then return nil, require("sfreports.cli.session").build_hint(core) end
   local md = core.decode(text)
   if type(md) ~= "table" then return nil, path .. " is not a JSON object" end
   return require("sfreports.json").mark_arrays(md)

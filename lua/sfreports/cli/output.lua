@@ -11,17 +11,28 @@ local EXIT = Session.EXIT
 
 -- Writes rows from `source` (a report, or { columns =, rows_iter = iterator }) in the
 -- session's format. Returns the row count, or nil and a message.
+-- --no-header, --delimiter, --bom and --limit apply (sfreports.cli.shape); self.limit_reached
+-- tells whether --limit left rows unwritten.
 function Session:write_rows(source, out, raw)
   local writers = require "sfreports.writers"
-  local fmt = self.format
+  local fmt, o, c = self.format, self.o, self.checked or {}
   local wopts = { raw = raw and true or false }
-  if fmt == "csv" or fmt == "tsv" then wopts.formula_guard = self.o.formula_guard and true or false end
+  if fmt == "csv" or fmt == "tsv" then wopts.formula_guard = o.formula_guard and true or false end
+  if o.no_header then wopts.header = false end
+  if c.delimiter then wopts.delimiter = c.delimiter end
+  if o.bom then
+    local ok, err = out:write(require("sfreports.cli.shape").BOM)
+    if not ok then return nil, err end
+  end
   local w = writers.new(fmt, out, wopts)
   local ok, err = w:header(source)
   if not ok then return nil, err end
   local iter = type(source.rows) == "function" and source:rows() or source.rows_iter
+  local cut
+  if c.limit then iter, cut = require("sfreports.cli.shape").limited(iter, c.limit) end
   ok, err = w:rows(iter)
   if not ok then return nil, err end
+  if cut then self.limit_reached = cut.reached end
   return w:finish()
 end
 
@@ -76,6 +87,7 @@ end
 -- Writes a report's rows; exit 3 (with a warning naming the fix) when it is truncated.
 function Session:write_report(report, paged)
   if self.o.groups then return self:write_summary(report) end -- sfreports.cli.lifecycle
+  if self.o.grid then return self:write_grid(report) end
   if self.format == "xlsx" then
     local n, err = self:write_xlsx(report)
     if not n then
@@ -99,6 +111,12 @@ function Session:write_report(report, paged)
   local n, err = self:write_rows(report, out, self.o.raw)
   if not n then return self:fail("cannot write the output: " .. tostring(err)) end
   self.rows_written = n
+  if self.limit_reached then
+    -- --limit N: the first N rows were all that was asked for (paging stopped there)
+    local ok, cerr = self:close_output()
+    if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
+    return EXIT.OK
+  end
   if paged and (report.error or report.all_data == false) then
     -- a page failed after some rows were written: never let that pass as a complete pull
     -- (and -o FILE is not replaced by the part that arrived)
@@ -114,6 +132,26 @@ function Session:write_report(report, paged)
       .. " or narrow the report with --filter\n", n, n == 1 and "" or "s"))
     return EXIT.TRUNCATED
   end
+  return EXIT.OK
+end
+
+-- --grid[=AGG]: one aggregate of a summary or matrix report as a grid (sfreports.cli.shape).
+function Session:write_grid(report)
+  local model = type(report.report) == "table" and report.report or report
+  local src, agg, aggs = require("sfreports.cli.shape").grid_source(model, self.o.grid)
+  if not src then return self:fail(agg) end
+  if self.o.grid == true and #aggs > 1 then
+    local names = {}
+    for i = 2, #aggs do names[#names + 1] = tostring(aggs[i].name) end
+    self:note(format("the grid of %s (%s); the others: --grid=%s", tostring(agg.label), tostring(agg.name),
+      table.concat(names, ", --grid=")))
+  end
+  local out, oerr = self:open_output()
+  if not out then return self:fail(oerr) end
+  local n, err = self:write_rows(src, out, self.o.raw)
+  if not n then return self:fail("cannot write the output: " .. tostring(err)) end
+  local ok, cerr = self:close_output()
+  if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
   return EXIT.OK
 end
 

@@ -2,7 +2,8 @@
 -- messages (every one scrubbed of secrets and control characters), credentials (the
 -- client, from the SF_* variables or --org) and its output file, which is replaced
 -- atomically: rows go to a temporary file next to it, renamed over it only on success.
-local type, tostring, tonumber, pcall, setmetatable, ipairs = type, tostring, tonumber, pcall, setmetatable, ipairs
+local type, tostring, tonumber, pcall, setmetatable, ipairs, rawget =
+  type, tostring, tonumber, pcall, setmetatable, ipairs, rawget
 local format, find, match, sub, gsub, byte =
   string.format, string.find, string.match, string.sub, string.gsub, string.byte
 local concat = table.concat
@@ -186,6 +187,23 @@ local function raised_message(e)
 end
 Session.raised_message = raised_message
 
+-- The library's words for its options, in the command line's (the CLI speaks CLI):
+-- run_all's opts.key is --key COLUMN, its page filters read as --filter would.
+local OPERATOR_WORDS = { equals = "=", notEqual = "!=", lessThan = "<", greaterThan = ">",
+  lessOrEqual = "<=", greaterOrEqual = ">=" }
+function Session.cli_words(msg)
+  msg = gsub(msg, "give more keys with opts%.key", "name more paging columns with --key COLUMN,COLUMN")
+  msg = gsub(msg, "with opts%.key", "with --key COLUMN")
+  msg = gsub(msg, "opts%.key", "--key COLUMN")
+  msg = gsub(msg, " %(max_runs%)", "")
+  -- "(STAGE_NAME equals Closed Won, AMOUNT greaterThan 5)" -> "(STAGE_NAME = Closed Won, AMOUNT > 5)"
+  msg = gsub(msg, "(%u[%w_]*) (%a+) ", function(col, op)
+    local sym = OPERATOR_WORDS[op]
+    if sym then return col .. " " .. sym .. " " end
+  end)
+  return msg
+end
+
 -- A library error value as one line: message plus the fields that help (status, code).
 local function describe_error(err)
   if type(err) ~= "table" then return tostring(err) end
@@ -201,12 +219,44 @@ local function describe_error(err)
   if #extra > 0 then msg = msg .. " (" .. concat(extra, ", ") .. ")" end
   local flag = OPTION_FLAGS[err.option]
   if flag then msg = msg .. " [" .. flag .. "]" end
-  return msg
+  return Session.cli_words(msg)
 end
 Session.describe_error = describe_error
 
+-- Whether libcurl would use a proxy for url, as it decides from the environment
+-- (https_proxy/HTTPS_PROXY or http_proxy, then all_proxy/ALL_PROXY; no_proxy/NO_PROXY):
+-- "through the proxy HOST:PORT (from VAR)" or "no proxy". Credentials in it are not shown.
+function Session:proxy_note(url)
+  local getenv = self.getenv
+  local scheme, host = match(tostring(url or ""), "^(%a+)://%[?([^/:%]]+)")
+  if not scheme then return nil end
+  scheme = scheme:lower()
+  local names = scheme == "https" and { "https_proxy", "HTTPS_PROXY" } or { "http_proxy" }
+  names[#names + 1], names[#names + 2] = "all_proxy", "ALL_PROXY"
+  local var, proxy
+  for _, n in ipairs(names) do
+    local v = getenv(n)
+    if type(v) == "string" and v ~= "" then var, proxy = n, v break end
+  end
+  if not proxy then return "no proxy" end
+  local no = getenv("no_proxy") or getenv("NO_PROXY")
+  if type(no) == "string" then
+    for item in no:gmatch("[^,%s]+") do
+      local d = item:gsub("^%.", ""):lower()
+      local h = host:lower()
+      if d == "*" or h == d or sub(h, -#d - 1) == "." .. d then return "no proxy (" .. host .. " is in no_proxy)" end
+    end
+  end
+  proxy = gsub(proxy, "//[^@/]*@", "//")
+  return format("through the proxy %s (from %s)", proxy, var)
+end
+
 function Session:fail_err(err, what)
   local msg = describe_error(err)
+  if type(err) == "table" and err.kind == "network" and self._client then
+    local note = self:proxy_note(self.getenv("SF_INSTANCE_URL") or self._client.instance_url)
+    if note then msg = msg .. "; " .. note end
+  end
   if what then msg = what .. ": " .. msg end
   return self:fail(msg)
 end
@@ -279,12 +329,22 @@ local function env_client(self, sfreports, opts)
   return nil, msg
 end
 
+-- The message when the library (its C core) cannot be loaded: the exact command that
+-- builds it for the interpreter in use (the Makefile's LUA= names it).
+function Session.build_hint(why)
+  local jit = rawget(_G, "jit")
+  local runtime = jit and "luajit" or ("lua" .. (match(_VERSION, "(%d+%.%d+)") or ""))
+  local cmd = "make LUA=" .. runtime
+  return format("cannot load the sfreports library for %s (is it built for %s? run `%s` in the checkout,"
+    .. " or install it for %s): %s", runtime, runtime, cmd, runtime, match(tostring(why), "^[^\n]*"))
+end
+
 -- Builds the client from --org or the SF_* variables. Returns it, or nil and a message.
 function Session:client()
   if self._client then return self._client end
   local ok, sfreports = pcall(require, "sfreports")
   if not ok then
-    return nil, "cannot load the sfreports library (is it built? run `make` in the checkout): " .. tostring(sfreports)
+    return nil, Session.build_hint(sfreports)
   end
   self.started = require("sfreports.core").monotime()
   local opts, oerr = self:client_options(sfreports)

@@ -120,9 +120,11 @@ function syntax.parse_filter(spec)
     end
   end
   if not operator then
-    usage_error(format("--filter %q: unknown operator %s; use = != < > <= >= or an API name"
-      .. " (equals, notEqual, lessThan, greaterThan, lessOrEqual, greaterOrEqual, contains,"
-      .. " notContain, startsWith, includes, excludes, within)", spec, word and ("'" .. word .. "'") or "(none)"))
+    word = word or match(spec, "^[^%s%w\"']+", pos) or match(spec, "^%S+", pos)
+    usage_error(format("--filter %q: unknown operator '%s'; the operators are = != <> < > <= >= and the API"
+      .. " names equals, notEqual, lessThan, greaterThan, lessOrEqual, greaterOrEqual, contains,"
+      .. " notContain, startsWith, includes, excludes, within (e.g. \"AMOUNT >= 1000\","
+      .. " \"NAME contains Acme\"; `sfreports operators` lists them per data type)", spec, tostring(word)))
   end
   local value = parse_filter_value(sub(spec, e + 1), spec)
   if type(value) == "table" and not LIST_OPERATORS[operator] then

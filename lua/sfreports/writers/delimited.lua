@@ -144,13 +144,15 @@ end
 ---------------------------------------------------------------------------------------
 -- the layout of one shape
 
--- sep: "," (CSV) or "\t" (TSV). Returns { line = row -> text, fields = row -> list of
+-- sep: "," (CSV) or "\t" (TSV); csv: CSV quoting (default when sep is ","), which
+-- quotes fields holding sep when it is another character (writers' delimiter option). Returns { line = row -> text, fields = row -> list of
 -- escaped fields, header = labels -> text, width = number of fields }. A shape without
 -- any field (no column at all) writes nothing, not empty lines.
-function delimited.layout(sep, raw, guard, columns, gcols, blocks)
-  local csv = sep == ","
+function delimited.layout(sep, raw, guard, columns, gcols, blocks, csv)
+  if csv == nil then csv = sep == "," end
   local escape = csv and text.csv_escape or text.tsv_escape
   local specials = csv and text.CSV_CHARS or text.TSV_CHARS
+  if csv and sep ~= "," then escape, specials = text.csv_escaper(sep) end
   local escape_hit = csv and text.csv_quote or text.tsv_escape
   local ncols, ngroups = #columns, #gcols
   local fmts = column_formatters(columns, raw, guard)

@@ -92,6 +92,16 @@ function text.csv_escape(s)
   return s
 end
 
+-- CSV with another delimiter: its escape function and special characters.
+function text.csv_escaper(delim)
+  if delim == "," then return text.csv_escape, text.CSV_CHARS end
+  local pattern = "[" .. gsub(delim, "%W", "%%%0") .. '"\r\n]'
+  return function(s)
+    if find(s, pattern) then return csv_quote(s, find(s, '"', 1, true)) end
+    return s
+  end, { '"', delim, "\n", "\r" }
+end
+
 text.TSV_CHARS = { "\t", "\n", "\r", "\\" }
 local TSV_SPECIAL = "[\\\t\r\n]"
 local TSV_MAP = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\r"] = "\\r", ["\n"] = "\\n" }
