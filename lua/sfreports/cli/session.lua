@@ -350,7 +350,20 @@ function Session:client()
   local opts, oerr = self:client_options(sfreports)
   if not opts then return nil, oerr end
   local client, err
-  if self.o.org then
+  local prof = self.o.profile or self.getenv("SFREPORTS_PROFILE")
+  if prof == "" then prof = nil end
+  if self.o.profile and self.o.org then
+    require("sfreports.cli.argv").usage_error("--org and --profile both name the org: give one")
+  end
+  if prof and not self.o.org then
+    -- a named org of the config file (sfreports.cli.profile)
+    local popts, perr = require("sfreports.cli.profile").client_options(self, prof, opts)
+    if not popts then return nil, perr end
+    local pok, c, e = pcall(sfreports.new, popts)
+    if not pok then return nil, format("profile %q: %s", prof, raised_message(c)) end
+    if not c then return nil, format("profile %q: %s", prof, describe_error(e)) end
+    client = c
+  elseif self.o.org then
     client, err = org_client(self, sfreports, opts)
   else
     client, err = env_client(self, sfreports, opts)
