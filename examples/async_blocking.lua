@@ -19,7 +19,18 @@ local core = require "sfreports.core"
 -- Connects to the org from the environment, or to a fake org started here.
 local function connect(...)
   if os.getenv("SF_INSTANCE_URL") then
-    return assert(sfreports.from_env()), { ... }
+    if select("#", ...) == 0 then
+      -- a real org: which reports to run is the caller's choice
+      io.stderr:write("usage: ", (arg and arg[0]) or "examples/async_blocking.lua", " REPORT_ID [REPORT_ID ...]\n",
+        "  (with SF_INSTANCE_URL set, give the ids of reports of that org; unset it to use the bundled fake org)\n")
+      os.exit(2)
+    end
+    local client, err = sfreports.from_env()
+    if not client then
+      io.stderr:write("cannot connect: ", tostring(err and err.message or err), "\n")
+      os.exit(1)
+    end
+    return client, { ... }
   end
   local fakeorg = require "fakeorg"
   local org = fakeorg.start({})
