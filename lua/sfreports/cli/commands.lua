@@ -40,6 +40,35 @@ function Session:progress_fn()
   end
 end
 
+-- The progress of --all on a terminal (or with --progress): one line, rewritten in place
+-- on a terminal, updated when a page arrives: "sfreports: --all: 4,000 rows, 3 pages, 4
+-- report runs, 2.1 s". A function(final) for Session:write_rows, or nil (not a terminal,
+-- --quiet). Nothing of it reaches standard output.
+function Session:paging_progress(paged)
+  local o = self.o
+  if o.quiet or type(paged) ~= "table" or type(paged.stats) ~= "table" then return nil end
+  local tty = self:is_tty()
+  if not (tty or o.progress) then return nil end
+  local stderr, core = self.stderr, require "sfreports.core"
+  local clock = self.clock or core.monotime
+  local start, last_pages, shown = clock(), -1, false
+  local thousands = require("sfreports.cli.trace").thousands
+  return function(final)
+    local st = paged.stats
+    if not final and st.pages == last_pages then return end
+    last_pages = st.pages
+    if final and not shown then return end
+    shown = true
+    local line = format("sfreports: --all: %s rows, %d page%s, %d report run%s, %.1f s", thousands(st.rows),
+      st.pages, st.pages == 1 and "" or "s", st.runs or 0, (st.runs or 0) == 1 and "" or "s", clock() - start)
+    if tty then
+      stderr:write("\r", line, "\027[K", final and "\n" or "")
+    elseif not final then
+      stderr:write(line, "\n")
+    end
+  end
+end
+
 -- Waits for the instance with the library's schedule; its sleep hook prints the progress
 -- (the instance's status and poll count are current whenever it sleeps). Returns the
 -- report, or nil and an error.
@@ -112,7 +141,9 @@ function commands.run(s, args)
     if s.checked.key then ropts.key = s.checked.key end -- --key COLUMN[,COLUMN]
     report, err = client:run_all(args[1], ropts)
     if not report then return s:fail_err(err) end
+    s.on_row = s:paging_progress(report)
     local status = s:write_report(report, true)
+    if s.on_row then s.on_row(true) end
     if s.rows_written and not o.quiet and s:is_tty() then
       -- on a terminal: what the pull cost (rows, runs, time, API usage)
       local line = require("sfreports.cli.trace").summary(s.rows_written, client:usage())

@@ -29,6 +29,16 @@ function Session:write_rows(source, out, raw)
   if not ok then return nil, err end
   local iter = type(source.rows) == "function" and source:rows() or source.rows_iter
   local cut
+  local on_row = self.on_row
+  if on_row then
+    -- the progress of --all (sfreports.cli.commands): checked after each row
+    local inner = iter
+    iter = function()
+      local row = inner()
+      on_row(false)
+      return row
+    end
+  end
   if c.limit then iter, cut = require("sfreports.cli.shape").limited(iter, c.limit) end
   ok, err = w:rows(iter)
   if not ok then return nil, err end
