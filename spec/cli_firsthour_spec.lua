@@ -291,7 +291,8 @@ describe("sfreports command, the first hour (issue 23)", function()
 
     it("--profile NAME (or SFREPORTS_PROFILE) runs against the profile's org", function()
       config("# orgs\n[fake]\nflow = token\ninstance_url = " .. org.url .. "\naccess_token_env = FAKE_TOKEN\n", "600")
-      local res = sfr({ "run", R.tabular_small.id, "--profile", "fake", "--limit", "1" }, env({ FAKE_TOKEN = org.token }))
+      local res = sfr({ "run", R.tabular_small.id, "--profile", "fake", "--limit", "1" },
+        env({ FAKE_TOKEN = org.token }))
       assert.are.equal(0, res.code, res.err)
       assert.are.equal(2, #lines(res.out))
       res = sfr({ "list", "--format", "csv" }, env({ FAKE_TOKEN = org.token, SFREPORTS_PROFILE = "fake" }))
@@ -354,7 +355,7 @@ describe("sfreports command, the first hour (issue 23)", function()
       assert.truthy(has(res.err, "greaterOrEqual") and has(res.err, ">="), res.err)
     end)
 
-    it("the usage after an error is the command's own; a typo of a command suggests it", function()
+    it("the usage after an error is the command's own; a command's typo gets a suggestion", function()
       local res = sfr({ "run", R.tabular_small.id, "--bogus" })
       assert.are.equal(2, res.code)
       assert.truthy(has(res.err, "usage: sfreports run REPORT_ID [OPTIONS]"), res.err)
@@ -374,7 +375,8 @@ describe("sfreports command, the first hour (issue 23)", function()
       local _, n = res.err:gsub("Couldn't connect to server", "")
       assert.are.equal(1, n, res.err)
       res = sfr({ "run", R.tabular_small.id, "--retries", "0" },
-        { SF_INSTANCE_URL = "https://127.0.0.1:1", SF_ACCESS_TOKEN = org.token, https_proxy = "http://user:pw@127.0.0.1:1" })
+        { SF_INSTANCE_URL = "https://127.0.0.1:1", SF_ACCESS_TOKEN = org.token,
+          https_proxy = "http://user:pw@127.0.0.1:1" })
       assert.truthy(has(res.err, "through the proxy http://127.0.0.1:1 (from https_proxy)"), res.err)
       assert.falsy(has(res.err, "pw@"), res.err)
     end)

@@ -36,8 +36,19 @@ Credentials:
   An access token is never accepted on the command line (it would show in `ps` and in
   shell history).
 
+Profiles: named orgs in $XDG_CONFIG_HOME/sfreports/config (else ~/.config/sfreports/config):
+  [prod]                      [ci]
+  flow = sf_cli               flow = client_credentials   (or token, refresh_token, password, jwt)
+  alias = acme-prod           login_url = https://acme.my.salesforce.com
+                              client_id = 3MVG9...
+                              client_secret_env = CI_SECRET   (secrets: NAME_env or NAME_file;
+                                                              plain text only with plaintext_secrets = yes
+                                                              in a file only you can read)
+  then: sfreports run REPORT_ID --profile ci   (or SFREPORTS_PROFILE=ci)
+
 Options for every command:
   --org ALIAS          use the Salesforce CLI login ALIAS instead of SF_* variables
+  --profile NAME       use the named org of the config file (see Profiles)
   --api-version V      API version (default: SF_API_VERSION, else the library's)
   --timeout SECONDS    budget of the whole command: every request, retry, wait and page
   --retries N          how many times a failed request is tried again (default: the
@@ -49,6 +60,10 @@ Options for every command:
                        onto a pipe; run, fetch and query)
   -o, --output FILE    write to FILE instead of standard output (- is standard output);
                        FILE is replaced only when the command succeeds
+  --no-header          csv, tsv, table: no header line
+  --delimiter C        csv: another field separator (";", "|", tab)
+  --bom                csv, tsv: start with a UTF-8 byte order mark (Excel reads UTF-8 then)
+  --limit N            only the first N rows (cut here: without a sort; --top N needs one)
   -q, --quiet          no progress or notes on standard error (errors still appear)
   -v, --verbose        one line per HTTP exchange on standard error (method, path,
                        status, ms, bytes, attempt; never a token)
@@ -70,6 +85,7 @@ Exit status:
 help.COMMANDS = {
   run = [[
 usage: sfreports run REPORT_ID [OPTIONS]
+       (REPORT_ID may be the report's URL: https://DOMAIN.lightning.force.com/lightning/r/Report/00O.../view)
 
 Runs a saved report and writes its detail rows as they are produced: CSV by default
 (one header line of grouping then detail column labels, one line per row).
@@ -83,6 +99,12 @@ Output:
   --formula-guard       CSV/TSV: prefix fields starting with = + - @ with ' (spreadsheets)
   -o, --output FILE     write to FILE (written to a temporary file next to it, renamed
                         only on success: a failed or interrupted run leaves FILE alone)
+  --no-header           csv, tsv, table: no header line
+  --delimiter C         csv: separate fields with C (";" "|" or tab); fields holding C are quoted
+  --bom                 csv, tsv: a UTF-8 byte order mark first (Excel opens the file as UTF-8)
+  --limit N             write only the first N rows, exit 0. Salesforce's own row limit (--top)
+                        needs a sort; --limit does not: the run returns up to 2,000 rows and
+                        the first N are written (with --all, paging stops after N rows)
 
 Changing the run (nothing is saved):
   --filter "COLUMN OPERATOR VALUE"   add a filter (repeatable). OPERATOR is = != < > <= >=
@@ -105,8 +127,11 @@ Changing the run (nothing is saved):
                         max(COL), unique(COL), RowCount, or the API's s!AMOUNT, a!, m!, x!, u!
   --replace-aggregates[=AGG,...]  drop the saved aggregates (all, or those listed; a
                         column name drops every saved aggregate on it)
-  --groups              write the aggregates instead of the rows: one line per group,
+  --groups, --subtotals write the aggregates instead of the rows: one line per group,
                         subtotal and grand total, headed by the aggregate labels
+  --grid[=AGG]          summary/matrix: one aggregate as a grid: a line per down group
+                        (subtotals, total last), a column per across group and Total
+                        (AGG: s!AMOUNT, RowCount, a label or a number; default the first)
 
 Running:
   --async               run as an asynchronous instance and wait for it, with progress
@@ -116,7 +141,10 @@ Running:
   --timeout SECONDS     budget of the whole command (requests, retries, the wait, pages)
   --delete-on-interrupt with --async: delete the asynchronous run when Ctrl-C stops the wait
                         (without it, the message names the fetch and delete commands)
-  --all                 page past the 2,000-row limit (several runs, each split by a filter)
+  --all                 page past the 2,000-row limit (several runs, each split by a filter;
+                        on a terminal, or with --progress, a progress line on standard error)
+  --key COLUMN[,COLUMN]  with --all: the columns to split on (a date, number, percent or
+                        currency column; by default the report's most varied one)
 
 Exit status 3 means the rows were written but the report was truncated at 2,000 rows:
 narrow it with --filter, or use --all.
@@ -130,6 +158,9 @@ Examples:
   sfreports run 00OFk00000A0001MAB --date CLOSE_DATE:LAST_N_DAYS:90 --format jsonl --raw -o recent.jsonl
   sfreports run 00OFk00000A0001MAB --async --timeout 900 --org prod
   sfreports run 00OFk00000B0001MAB --aggregate "avg(AMOUNT)" --aggregate "max(AMOUNT)" --groups
+  sfreports run 00OFk00000C0001MAB --grid --format table
+  sfreports run https://acme.lightning.force.com/lightning/r/Report/00OFk00000A0001MAB/view \
+      --delimiter ";" --bom -o pipeline.csv
 ]],
   export = [[
 usage: sfreports export REPORT_ID -o FILE [OPTIONS]
