@@ -121,6 +121,7 @@ local function dispatch(s, positional, seen)
       #spec.args == 0 and "no arguments" or concat(spec.args, " "), #args, #args == 1 and "" or "s"))
   end
   s.checked = argv.check(o, command, seen)
+  require("sfreports.cli.shape").check(o, s.checked) -- --no-header, --delimiter, --limit, --grid...
   s.format, s.timeout = s.checked.format, s.checked.timeout
   return require("sfreports.cli.commands")[command](s, args)
 end

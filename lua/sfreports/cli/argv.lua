@@ -226,7 +226,6 @@ function argv.check(o, command, seen)
   end
   if o.org ~= nil and o.org == "" then usage_error("--org needs an alias") end
   if o.profile ~= nil and o.profile == "" then usage_error("--profile needs a profile name") end
-  require("sfreports.cli.shape").check(o, checked)
   if o.trace_json ~= nil and o.trace_json == "" then
     usage_error("--trace-json needs a file name (- for standard error)")
   end

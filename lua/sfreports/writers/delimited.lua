@@ -146,8 +146,9 @@ end
 
 -- sep: "," (CSV) or "\t" (TSV); csv: CSV quoting (default when sep is ","), which
 -- quotes fields holding sep when it is another character (writers' delimiter option).
--- Returns { line = row -> text, fields = row -> list of escaped fields, header = labels -> text, width = number of fields }. A shape without
--- any field (no column at all) writes nothing, not empty lines.
+-- Returns { line = row -> text, fields = row -> list of escaped fields, header = labels ->
+-- text, width = number of fields }. A shape without any field (no column at all) writes
+-- nothing, not empty lines.
 function delimited.layout(sep, raw, guard, columns, gcols, blocks, csv)
   if csv == nil then csv = sep == "," end
   local escape = csv and text.csv_escape or text.tsv_escape
