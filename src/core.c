@@ -11,12 +11,16 @@
  * cjson.null (exposed as core.null). */
 
 #define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 #include "compat.h"
 
@@ -105,6 +109,40 @@ static int sfr_core_monotime(lua_State *L)
     return 1;
 }
 
+/* core.file_kind(path) -> kind[, target]: what a name an output is written to stands for,
+ * so that a whole file is renamed into place only where that is right. kind: "missing",
+ * "file" (a regular file, or a symbolic link to one: target is then the file's real
+ * path, so that the link stays and the file it names is replaced), "directory", or
+ * "other" (a device such as /dev/null, a FIFO, a socket: renaming over it would replace
+ * the device itself, so it is written in place). */
+static int sfr_core_file_kind(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st, lst;
+    if (stat(path, &st) != 0) {
+        lua_pushliteral(L, "missing");
+        return 1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        lua_pushliteral(L, "directory");
+        return 1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        lua_pushliteral(L, "other");
+        return 1;
+    }
+    lua_pushliteral(L, "file");
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        char *real = realpath(path, NULL); /* malloc'd: freed before anything can raise */
+        if (real == NULL)
+            return 1;
+        lua_pushstring(L, real); /* may raise (memory): copy first, then free */
+        free(real);
+        return 2;
+    }
+    return 1;
+}
+
 /* Functions that share the core's private cjson decode (upvalue 1). */
 static const luaL_Reg sfr_core_funcs[] = {
     { "decode", sfr_core_decode },
@@ -123,6 +161,7 @@ static const luaL_Reg sfr_core_plain_funcs[] = {
     { "new_error", sfr_new_error },
     { "sleep", sfr_core_sleep },
     { "monotime", sfr_core_monotime },
+    { "file_kind", sfr_core_file_kind },
     { NULL, NULL }
 };
 

@@ -89,7 +89,7 @@ end
 ---------------------------------------------------------------------------------------
 -- destinations
 
-local temporary_name = require("sfreports.tmpname").next_to
+local tmpname = require "sfreports.tmpname"
 
 local function io_error(message, fields)
   fields = fields or {}
@@ -103,7 +103,9 @@ local function destination(to)
   local t = type(to)
   if t == "string" then
     if to == "" or sub(to, -1) == "/" then return nil, io_error("export: 'to' " .. to .. " is not a file name") end
-    local tmp = temporary_name(to)
+    local mode, final = tmpname.plan(to)
+    local direct = mode == "direct" -- a device or FIFO: written in place, never renamed over
+    local tmp = direct and to or tmpname.next_to(final)
     if not tmp then return nil, io_error("cannot write " .. to .. ": no temporary file name is free next to it") end
     local f, ferr = io.open(tmp, "wb")
     if not f then return nil, io_error("cannot write " .. to .. ": " .. tostring(ferr)) end
@@ -112,14 +114,14 @@ local function destination(to)
     function d.abort()
       if f then pcall(f.close, f) end
       f = nil
-      os.remove(tmp)
+      if not direct then os.remove(tmp) end
     end
     function d.commit()
       local ok, err = f:close()
       f = nil
-      if ok then ok, err = os.rename(tmp, to) end
+      if ok and not direct then ok, err = os.rename(tmp, final) end
       if not ok then
-        os.remove(tmp)
+        if not direct then os.remove(tmp) end
         return nil, io_error("cannot write " .. to .. ": " .. tostring(err))
       end
       return true

@@ -1,6 +1,9 @@
 -- sfreports.tmpname: the name of the temporary file that a whole file is written to before
 -- it is renamed onto its final name (CLI -o, export, the xlsx writer): in the same folder
--- (a rename never crosses file systems), hidden, and unused at the time of asking.
+-- (a rename never crosses file systems), hidden, and unused at the time of asking; and
+-- whether a name may be written that way at all (M.plan).
+local core = require "sfreports.core"
+
 local format, match, tostring, open, time = string.format, string.match, tostring, io.open, os.time
 
 local M = {}
@@ -21,6 +24,18 @@ function M.next_to(path)
     f:close()
   end
   return nil
+end
+
+-- How a whole file is written to path. Returns "rename", final: write a temporary file
+-- next to `final` and rename it onto `final` on success (path is missing or a regular
+-- file; final is path, or the real path of the file a symbolic link names, so that the
+-- link stays). Or "direct", path: write path itself, in place (a device such as
+-- /dev/null, a FIFO, a socket: a rename would replace the device, and as root it can).
+-- A directory is "rename" too: opening it fails with the system's message.
+function M.plan(path)
+  local kind, real = core.file_kind(path)
+  if kind == "other" then return "direct", path end
+  return "rename", real or path
 end
 
 return M

@@ -13,6 +13,7 @@
 -- Exit status 1 when any component shown failed (each is named on standard error).
 local Session = require "sfreports.cli.output"
 local argv = require "sfreports.cli.argv"
+local tmpname = require "sfreports.tmpname"
 
 local pairs, ipairs, tostring, pcall, error = pairs, ipairs, tostring, pcall, error
 local format, match, gsub, lower, sub = string.format, string.match, string.gsub, string.lower, string.sub
@@ -113,9 +114,12 @@ local function slug(text)
   return sub(t, 1, 40)
 end
 
--- Writes one component's rows to path, atomically (a temporary file renamed over it).
+-- Writes one component's rows to path, atomically (a temporary file renamed over it; a
+-- device or FIFO is written in place: see sfreports.tmpname).
 local function write_file(s, c, path, fmt)
-  local tmp = path .. ".sfreports-tmp"
+  local mode, final = tmpname.plan(path)
+  local tmp = mode == "direct" and path or tmpname.next_to(final)
+  if not tmp then return nil, "no temporary file name is free next to it" end
   local f, err = io.open(tmp, "wb")
   if not f then return nil, err end
   local saved = s.format
@@ -123,9 +127,9 @@ local function write_file(s, c, path, fmt)
   local n, werr = s:write_rows(c:table(), f, s.o.raw)
   s.format = saved
   local ok, cerr = f:close()
-  if n and ok then ok, cerr = os.rename(tmp, path) end
+  if n and ok and mode ~= "direct" then ok, cerr = os.rename(tmp, final) end
   if not (n and ok) then
-    os.remove(tmp)
+    if mode ~= "direct" then os.remove(tmp) end
     return nil, werr or cerr
   end
   return n

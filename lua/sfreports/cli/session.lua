@@ -390,28 +390,36 @@ local function file_error(path, err)
   return "cannot write " .. path .. ": " .. why
 end
 
-local temporary_name = require("sfreports.tmpname").next_to
+local tmpname = require "sfreports.tmpname"
 
 -- Makes the temporary file for -o FILE (nothing for standard output). Returns true, or
 -- nil and a message: FILE is a directory, a file that cannot be written, or in a
--- folder where no file can be made.
+-- folder where no file can be made. FILE that is a device or a FIFO (-o /dev/null) is
+-- opened and written in place: renaming a file over it would replace the device.
 function Session:reserve_output()
   local path = self.o.output
   if path == nil or path == "-" or self._tmp then return true end
   if sub(path, -1) == "/" then return nil, "cannot write " .. path .. ": not a file name" end
-  local existing = io.open(path, "rb")
+  local mode, final = tmpname.plan(path)
+  if mode == "direct" then
+    local f, err = io.open(path, "wb")
+    if not f then return nil, file_error(path, err) end
+    self._tmp, self._final, self._direct, self._file = path, path, true, f
+    return true
+  end
+  local existing = io.open(final, "rb")
   if existing then
     existing:close()
     -- opened for appending (nothing written): fails for a directory or a read-only file
-    local f, err = io.open(path, "ab")
+    local f, err = io.open(final, "ab")
     if not f then return nil, file_error(path, err) end
     f:close()
   end
-  local tmp = temporary_name(path)
+  local tmp = tmpname.next_to(final)
   if not tmp then return nil, "cannot write " .. path .. ": no temporary file name is free next to it" end
   local f, err = io.open(tmp, "wb")
   if not f then return nil, file_error(path, err) end
-  self._tmp, self._file = tmp, f
+  self._tmp, self._final, self._file = tmp, final, f
   return true
 end
 
@@ -431,26 +439,25 @@ function Session:close_output()
     if ok == nil and err then return nil, err end
     return true
   end
-  local f, tmp = self._file, self._tmp
-  self._file = nil
+  local f, tmp, direct = self._file, self._tmp, self._direct
+  self._file, self._tmp = nil, nil
   local ok, err = true, nil
   if f then ok, err = f:close() end -- (a writer that wrote the file by name closed it)
   if ok and self.interrupted then ok, err = nil, "interrupted" end
-  if ok then ok, err = os.rename(tmp, self.o.output) end
+  if ok and not direct then ok, err = os.rename(tmp, self._final) end
   if not ok then
-    os.remove(tmp)
-    self._tmp = nil
+    if not direct then os.remove(tmp) end
     return nil, err
   end
-  self._tmp = nil
   return true
 end
 
--- Drops the temporary file of a run that did not succeed: FILE stays as it was.
+-- Drops the temporary file of a run that did not succeed: FILE stays as it was (a device
+-- written in place is never removed).
 function Session:discard_output()
   if self._file then pcall(self._file.close, self._file) end
   self._file = nil
-  if self._tmp then os.remove(self._tmp) end
+  if self._tmp and not self._direct then os.remove(self._tmp) end
   self._tmp = nil
 end
 

@@ -237,7 +237,7 @@ end
 ---------------------------------------------------------------------------------------
 -- destinations
 
-local temporary_name = require("sfreports.tmpname").next_to
+local tmpname = require "sfreports.tmpname"
 
 -- Copies the file at path into sink (a function or something with :write).
 local function copy_to(path, sink)
@@ -285,7 +285,13 @@ function M.write(src, dest, opts)
   end
   local shape, iter, report = shape_of(src, opts)
   local xlsx = require "sfreports.xlsx"
-  local target = td == "string" and temporary_name(dest) or os.tmpname()
+  -- a path is written next to the file it finally names and renamed onto it; a device or
+  -- FIFO (/dev/null) is never renamed over: the book is copied into it like into a handle
+  local mode, final
+  if td == "string" then mode, final = tmpname.plan(dest) end
+  local rename_to = mode == "rename" and final or nil
+  local target = rename_to and tmpname.next_to(rename_to) or os.tmpname()
+  if not target then return nil, io_error("cannot write " .. dest .. ": no temporary file name is free next to it") end
   -- made here first, so that an unwritable folder is a clean error before any row
   local probe, perr = io.open(target, "wb")
   if not probe then
@@ -315,12 +321,21 @@ function M.write(src, dest, opts)
     os.remove(target)
     return nil, io_error(cerr)
   end
-  if td == "string" then
-    local rok, rerr = os.rename(target, dest)
+  if rename_to then
+    local rok, rerr = os.rename(target, rename_to)
     if not rok then
       os.remove(target)
       return nil, io_error("cannot write " .. dest .. ": " .. tostring(rerr))
     end
+  elseif td == "string" then
+    local f, ferr = io.open(dest, "wb")
+    local cpok, cperr = f ~= nil, io_error("cannot write " .. dest .. ": " .. tostring(ferr))
+    if f then
+      cpok, cperr = copy_to(target, f)
+      f:close()
+    end
+    os.remove(target)
+    if not cpok then return nil, cperr end
   else
     local cpok, cperr = copy_to(target, dest)
     os.remove(target)
