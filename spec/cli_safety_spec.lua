@@ -278,23 +278,7 @@ end)
 -- A server that answers every API request with a 400 whose message repeats the
 -- Authorization header (raw and URL-encoded) and tries to clear the terminal.
 local ECHO_TOKEN = "00DECHO!s3cr3t+tok/en=@x"
-local ECHO_CONF = [==[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    proxy_temp_path {{PREFIX}}/tmp/proxy;
-    fastcgi_temp_path {{PREFIX}}/tmp/fastcgi;
-    uwsgi_temp_path {{PREFIX}}/tmp/uwsgi;
-    scgi_temp_path {{PREFIX}}/tmp/scgi;
-    server {
-        listen 127.0.0.1:{{PORT}};
+local ECHO_SERVER = [==[
         location = /__fake/mint_token {
             default_type application/json;
             return 200 '{"ok":true,"token":"{{TOKEN}}"}';
@@ -309,8 +293,6 @@ http {
                     message = "you sent " .. auth .. " or " .. ngx.escape_uri(token) .. "\27[2J\r\nnext line" } }))
             }
         }
-    }
-}
 ]==]
 
 describe("sfreports command against a server that echoes credentials", function()
@@ -318,7 +300,8 @@ describe("sfreports command against a server that echoes credentials", function(
 
   setup(function()
     local nginx = require "nginx"
-    srv = nginx.start({ conf = ECHO_CONF, vars = { TOKEN = ECHO_TOKEN } })
+    srv = nginx.start({ conf = nginx.conf({ connections = 64, temp_paths = true, server = ECHO_SERVER }),
+      vars = { TOKEN = ECHO_TOKEN } })
     dir = srv.dir .. "/cli"
     os.execute("mkdir -p " .. q(dir))
     TMP = dir
