@@ -128,7 +128,8 @@ describe("sfreports inside nginx", function()
     test = nginx.start_sfreports({ org = org, http = TEST_HTTP, server = TEST_SERVER,
       files = { ["ca.pem"] = fakeorg.read_file(tls_org.cafile) },
       vars = { ORG = org.url, REPORT = R.tabular_small.id },
-      lua_path = "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/examples/nginx/?.lua;{{ROOT}}/spec/support/?.lua" })
+      lua_path = "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/examples/nginx/?.lua;"
+        .. "{{ROOT}}/spec/support/?.lua" })
     client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
   end
 
