@@ -23,18 +23,11 @@ local SERVER = [[
 describe("dashboards inside nginx", function()
   local org, srv, client
 
-  setup(function()
+  nginx.setup_teardown(function()
     org = fakeorg.start()
-    local ok, err = pcall(function()
-      srv = nginx.start_sfreports({ org = org, server = SERVER })
-    end)
-    if not ok then
-      org:stop()
-      error(err, 0)
-    end
+    srv = nginx.start_sfreports({ org = org, server = SERVER })
     client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
-  end)
-  teardown(function()
+  end, function()
     if client then client:close() end
     if srv then srv:stop() end
     if org then nginx.stop_orgs({ org }) end

@@ -50,18 +50,10 @@ describe("the two engines", function()
     srv, org = nil, nil
   end
 
-  setup(function()
-    local ok, err = pcall(function()
-      org = fakeorg.start()
-      srv = nginx.start_sfreports({ server = SERVER })
-    end)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end)
-
-  teardown(stop_all)
+  nginx.setup_teardown(function()
+    org = fakeorg.start()
+    srv = nginx.start_sfreports({ server = SERVER })
+  end, stop_all)
 
   before_each(function()
     org:reset()

@@ -28,19 +28,11 @@ describe("client:export inside nginx", function()
     example, test, org = nil, nil, nil
   end
 
-  setup(function()
-    local ok, err = pcall(function()
-      org = fakeorg.start()
-      example = nginx.start_example(org)
-      test = nginx.start_sfreports({ org = org, server = TEST_SERVER })
-    end)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end)
-
-  teardown(stop_all)
+  nginx.setup_teardown(function()
+    org = fakeorg.start()
+    example = nginx.start_example(org)
+    test = nginx.start_sfreports({ org = org, server = TEST_SERVER })
+  end, stop_all)
 
   before_each(function() org:reset() end)
 

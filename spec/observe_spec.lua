@@ -30,19 +30,11 @@ end
 describe("on_request, usage() and limits()", function()
   local org, srv, example
 
-  setup(function()
+  nginx.setup_teardown(function()
     org = fakeorg.start()
-    local ok, err = pcall(function()
-      srv = nginx.start_sfreports({ server = SERVER })
-      example = nginx.start_example(org)
-    end)
-    if not ok then
-      if srv then srv:stop() end
-      nginx.stop_orgs({ org })
-      error(err, 0)
-    end
-  end)
-  teardown(function()
+    srv = nginx.start_sfreports({ server = SERVER })
+    example = nginx.start_example(org)
+  end, function()
     if example then example:stop() end
     if srv then srv:stop() end
     if org then nginx.stop_orgs({ org }) end

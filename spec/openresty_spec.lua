@@ -133,16 +133,7 @@ describe("sfreports inside nginx", function()
     client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
   end
 
-  -- busted skips teardown when setup fails: stop whatever did start before re-raising
-  setup(function()
-    local ok, err = pcall(start_all)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end)
-
-  teardown(stop_all)
+  nginx.setup_teardown(start_all, stop_all)
 
   before_each(function()
     org:reset()
