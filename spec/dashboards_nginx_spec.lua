@@ -23,15 +23,18 @@ local SERVER = [[
 describe("dashboards inside nginx", function()
   local org, srv, client
 
-  nginx.setup_teardown(function()
-    org = fakeorg.start()
-    srv = nginx.start_sfreports({ org = org, server = SERVER })
-    client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
-  end, function()
+  local function stop_all()
     if client then client:close() end
     if srv then srv:stop() end
     if org then nginx.stop_orgs({ org }) end
-  end)
+  end
+
+  setup(nginx.guarded(function()
+    org = fakeorg.start()
+    srv = nginx.start_sfreports({ org = org, server = SERVER })
+    client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
+  end, stop_all))
+  teardown(stop_all)
   before_each(function() org:reset() end)
 
   -- Runs the paths at once (shell background jobs) and returns the decoded answers.

@@ -50,10 +50,11 @@ describe("the two engines", function()
     srv, org = nil, nil
   end
 
-  nginx.setup_teardown(function()
+  setup(nginx.guarded(function()
     org = fakeorg.start()
     srv = nginx.start_sfreports({ server = SERVER })
-  end, stop_all)
+  end, stop_all))
+  teardown(stop_all)
 
   before_each(function()
     org:reset()

@@ -28,11 +28,12 @@ describe("client:export inside nginx", function()
     example, test, org = nil, nil, nil
   end
 
-  nginx.setup_teardown(function()
+  setup(nginx.guarded(function()
     org = fakeorg.start()
     example = nginx.start_example(org)
     test = nginx.start_sfreports({ org = org, server = TEST_SERVER })
-  end, stop_all)
+  end, stop_all))
+  teardown(stop_all)
 
   before_each(function() org:reset() end)
 

@@ -20,10 +20,11 @@ describe("a hostile server", function()
     srv, runner = nil, nil
   end
 
-  nginx.setup_teardown(function()
+  setup(nginx.guarded(function()
     srv = hostile.start()
     runner = hostile.start_runner()
-  end, stop_all)
+  end, stop_all))
+  teardown(stop_all)
 
   local function merged(base, extra)
     local o = {}

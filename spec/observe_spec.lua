@@ -30,15 +30,18 @@ end
 describe("on_request, usage() and limits()", function()
   local org, srv, example
 
-  nginx.setup_teardown(function()
-    org = fakeorg.start()
-    srv = nginx.start_sfreports({ server = SERVER })
-    example = nginx.start_example(org)
-  end, function()
+  local function stop_all()
     if example then example:stop() end
     if srv then srv:stop() end
     if org then nginx.stop_orgs({ org }) end
-  end)
+  end
+
+  setup(nginx.guarded(function()
+    org = fakeorg.start()
+    srv = nginx.start_sfreports({ server = SERVER })
+    example = nginx.start_example(org)
+  end, stop_all))
+  teardown(stop_all)
 
   before_each(function()
     org:reset()

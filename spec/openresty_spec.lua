@@ -133,7 +133,8 @@ describe("sfreports inside nginx", function()
     client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
   end
 
-  nginx.setup_teardown(start_all, stop_all)
+  setup(nginx.guarded(start_all, stop_all))
+  teardown(stop_all)
 
   before_each(function()
     org:reset()

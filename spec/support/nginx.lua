@@ -253,19 +253,18 @@ function Server:stop()
     .. ">/dev/null 2>&1 &"):format(pid, pid, pid, pid, dir))
 end
 
--- Registers busted's setup and teardown for the enclosing describe: setup runs start();
--- when that raises, stop() runs before the error goes on (busted skips teardown when
--- setup fails, and whatever did start must not keep running); teardown runs stop().
--- stop must cope with whatever start left unstarted (nil).
-function nginx.setup_teardown(start, stop)
-  setup(function()
+-- A setup function that runs start() and, when that raises, stop() before the error goes
+-- on: busted skips teardown when setup fails, and whatever did start must not keep
+-- running. stop must cope with whatever start left unstarted (nil).
+--   setup(nginx.guarded(start, stop)); teardown(stop)
+function nginx.guarded(start, stop)
+  return function()
     local ok, err = pcall(start)
     if not ok then
       stop()
       error(err, 0)
     end
-  end)
-  teardown(stop)
+  end
 end
 
 -- Stops fake orgs (spec/support/fakeorg.lua) in the background, in parallel: each
