@@ -63,9 +63,7 @@ local function leftovers() return runner:leftovers() end
 describe("sfreports command: output files, interruption, retries", function()
   setup(function()
     org = fakeorg.start()
-    TMP = org.dir .. "/safety"
-    os.execute("mkdir -p " .. q(TMP))
-    runner.dir, runner.env = TMP, { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
+    TMP = runner:use_org(org, "safety")
   end)
 
   teardown(function()

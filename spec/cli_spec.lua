@@ -83,9 +83,7 @@ describe("sfreports command", function()
     sfreports = require "sfreports"
     writers = require "sfreports.writers"
     org = fakeorg.start()
-    TMP = org.dir .. "/cli"
-    os.execute("mkdir -p " .. q(TMP))
-    runner.dir, runner.env = TMP, { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
+    TMP = runner:use_org(org, "cli")
   end)
 
   teardown(function()

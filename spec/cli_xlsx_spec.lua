@@ -5,7 +5,6 @@
 local fakeorg = require "fakeorg"
 local reader = require "xlsx_reader"
 
-local q = fakeorg.shell_quote
 local R = fakeorg.reports
 local read_file = fakeorg.read_file
 
@@ -20,9 +19,7 @@ local function leftovers() return runner:leftovers() end
 describe("sfreports command: xlsx", function()
   setup(function()
     org = fakeorg.start()
-    TMP = org.dir .. "/clixlsx"
-    os.execute("mkdir -p " .. q(TMP))
-    runner.dir, runner.env = TMP, { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
+    TMP = runner:use_org(org, "clixlsx")
   end)
 
   teardown(function()

@@ -1,7 +1,7 @@
 -- spec/support/cli_run.lua: runs the command line for the specs, from any checkout path.
 --   local cli_run = require "cli_run"
---   local sfr = cli_run.new()            -- in setup(): sfr.dir = a scratch folder,
---                                        --   sfr.env = { SF_INSTANCE_URL = ..., ... }
+--   local sfr = cli_run.new()            -- in setup(): sfr:use_org(org, "name"), or set
+--                                        --   sfr.dir (a scratch folder) and sfr.env
 --   sfr:run(args, o)   -- bin/sfreports (a child process) to its end: { out =, err =, code = }
 --   sfr:spawn(args, o) -- in the background: a file base (base .. ".pid" holds its pid,
 --                      --   base .. ".rc" its exit status once it ended); sfr:result(base)
@@ -37,6 +37,15 @@ Runner.__index = Runner
 
 function cli_run.new()
   return setmetatable({ counter = 0 }, Runner)
+end
+
+-- Runs the command against org (its url and token) with org.dir .. "/" .. name as the
+-- scratch folder, made here; returns that folder.
+function Runner:use_org(org, name)
+  self.dir = org.dir .. "/" .. name
+  os.execute("mkdir -p " .. q(self.dir))
+  self.env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
+  return self.dir
 end
 
 -- A fresh file base in the scratch folder.
