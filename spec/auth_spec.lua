@@ -20,11 +20,7 @@ local REFRESH = "5Aep861-refresh-token-secret-7d1e"
 local USERNAME = "integration@example.com"
 local PASSWORD = "Pw-secret-42-plus-security-token-x9"
 
-local function root()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/spec/[^/]*$") or "."
-  return (run("cd " .. shell_quote(dir) .. " && pwd"):gsub("%s+$", ""))
-end
+local root = require("nginx").root -- the checkout root
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
