@@ -15,11 +15,7 @@ local cli_run = require "cli_run"
 
 local ROOT = cli_run.ROOT
 
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_file = cli_run.write_file
 
 local org, TMP
 local runner = cli_run.new()

@@ -13,11 +13,7 @@ local R = fakeorg.reports
 
 local read_file = fakeorg.read_file
 
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_file = cli_run.write_file
 
 local function lines_of(s)
   local out = {}

@@ -6,6 +6,7 @@
 --   sfr:spawn(args, o) -- in the background: a file base (base .. ".pid" holds its pid,
 --                      --   base .. ".rc" its exit status once it ended); sfr:result(base)
 --   cli_run.buffer()   -- a stream for sfreports.cli.main in process (b.text: what it got)
+--   cli_run.leftovers(dir), cli_run.write_file(path, s)
 -- o: env (the variables; default sfr.env), stdin (text), cwd (default sfr.dir; false:
 -- this process's), bin (another launcher), direct (exec the file itself: its shebang),
 -- keep_lua_path (LUA_PATH/LUA_CPATH as this process has them; otherwise unset, so that
@@ -26,10 +27,24 @@ cli_run.LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.
 local LUA_PATHS = { "LUA_PATH", "LUA_CPATH", "LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_PATH_5_3", "LUA_CPATH_5_3" }
 local UNSET = { "LUA_INIT", "LUA_INIT_5_4", "LUA_INIT_5_3", "SF_INSTANCE_URL", "SF_ACCESS_TOKEN", "SF_API_VERSION" }
 
+-- Writes s into the file at path (raises when it cannot).
 local function write_file(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)
   f:close()
+end
+cli_run.write_file = write_file
+
+-- The temporary files (sfreports-*) in dir: what a writer that replaces a file whole
+-- left behind.
+function cli_run.leftovers(dir)
+  local p = io.popen("ls -a " .. q(dir))
+  local found = {}
+  for name in p:lines() do
+    if name:find("sfreports%-") then found[#found + 1] = name end
+  end
+  p:close()
+  return found
 end
 
 local Runner = {}
@@ -103,13 +118,7 @@ end
 
 -- Temporary files (sfreports-*) left in the scratch folder.
 function Runner:leftovers()
-  local p = io.popen("ls -a " .. q(self.dir))
-  local found = {}
-  for name in p:lines() do
-    if name:find("sfreports%-") then found[#found + 1] = name end
-  end
-  p:close()
-  return found
+  return cli_run.leftovers(self.dir)
 end
 
 -- A stream for cli.main's stdout/stderr: keeps what is written in b.text.
