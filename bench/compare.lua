@@ -21,21 +21,13 @@ local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
 package.path = here .. "/../spec/support/?.lua;" .. package.path
 
 local fakeorg = require "fakeorg"
-local format, concat, sort = string.format, table.concat, table.sort
+local format, concat = string.format, table.concat
 local q = fakeorg.shell_quote
 local read_file = fakeorg.read_file
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local s = p:read("*a")
-  p:close()
-  return s
-end
+local driver = dofile(here .. "/driver.lua")
+local sh, absolute, out, median, measure = driver.sh, driver.absolute, driver.out, driver.median, driver.measure
 
-local function absolute(dir)
-  local d = sh("cd " .. q(dir) .. " 2>/dev/null && pwd"):match("[^\n]+")
-  return assert(d, "bench: no such directory " .. dir)
-end
 here = absolute(here)
 
 local OPT = { reps = 9, ka_reps = 3, many_reps = 3, paging_reps = 3, async_reps = 3,
@@ -82,45 +74,7 @@ for _, s in ipairs(SIDES) do
   end
 end
 
-local lines = {}
-local function out(s)
-  s = s or ""
-  print(s)
-  io.stdout:flush()
-  lines[#lines + 1] = s
-end
-
-local function median(t)
-  local s = {}
-  for i = 1, #t do s[i] = t[i] end
-  sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) / 2] end
-  return (s[n / 2] + s[n / 2 + 1]) / 2
-end
-
 local ORG, TMP, ENVFILE
-
--- As bench/suite.lua's measure: wall, cpu (user + system of the process and its waited
--- children), peak RSS (KB) and the "bench key value" fields a contender wrote on stderr.
-local function measure(cmd, env)
-  if env then cmd = "env " .. env .. " " .. cmd end
-  local tfile, rfile, efile = TMP .. "/time.out", TMP .. "/rss.out", TMP .. "/stderr.out"
-  os.remove(tfile); os.remove(rfile)
-  local inner = format("TIMEFORMAT='%%3R %%3U %%3S'; { time /usr/bin/time -f %%M -o %s %s >/dev/null 2>%s; } 2>%s",
-    q(rfile), cmd, q(efile), q(tfile))
-  local ok, _, code = os.execute(format("set -a; . %s; set +a; exec bash -c %s", q(ENVFILE), q(inner)))
-  local err = read_file(efile) or ""
-  local e, u, s = (read_file(tfile) or ""):match("([%d.]+) ([%d.]+) ([%d.]+)")
-  local m = (read_file(rfile) or ""):match("(%d+)%s*$")
-  if not (ok == true or ok == 0) or not (e and m) then
-    error(format("bench: command failed (status %s): %s\n%s", tostring(code), cmd, err), 0)
-  end
-  local fields = {}
-  for k, v in err:gmatch("bench (%S+) (%S+)") do fields[k] = tonumber(v) or v end
-  return { wall = tonumber(e), cpu = tonumber(u) + tonumber(s), rss_kb = tonumber(m), fields = fields }
-end
 
 -- Instructions executed by cmd's process under callgrind (children not traced).
 local function instructions(cmd, env)
@@ -258,15 +212,7 @@ local function machine()
 end
 
 local function main()
-  ORG = fakeorg.start({})
-  TMP = ORG.dir
-  ENVFILE = TMP .. "/bench.env"
-  local f = assert(io.open(ENVFILE, "w"))
-  f:write("unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy\n")
-  f:write("NO_PROXY=127.0.0.1,localhost\n")
-  f:write("SF_INSTANCE_URL=", q(ORG.url), "\n")
-  f:write("SF_ACCESS_TOKEN=", q(ORG.token), "\n")
-  f:close()
+  ORG, TMP, ENVFILE = driver.start_org()
   local ok, err = pcall(function()
     out("## sfreports: new vs old")
     out()
@@ -282,25 +228,15 @@ local function main()
     if OPT.callgrind then
       head[#head + 1], head[#head + 2], head[#head + 3] = "Ir M", "Ir", "requests"
     end
-    out("| " .. concat(head, " | ") .. " |")
-    local sep = {}
-    for i = 1, #head do sep[i] = i == 1 and "---" or "---:" end
-    out("|" .. concat(sep, "|") .. "|")
+    driver.table_head(head)
     for _, s in ipairs(SCENARIOS) do
-      if not OPT.only or OPT.only[s.group] then
-        local row = compare(s)
-        out("| " .. concat(row, " | ") .. " |")
-      end
+      if not OPT.only or OPT.only[s.group] then driver.table_row(compare(s)) end
     end
     out()
   end)
   ORG:stop()
   if not ok then error(err, 0) end
-  if OPT.markdown then
-    local mf = assert(io.open(OPT.markdown, "w"))
-    mf:write(concat(lines, "\n"), "\n")
-    mf:close()
-  end
+  if OPT.markdown then driver.write_markdown(OPT.markdown) end
 end
 
 main()

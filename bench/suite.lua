@@ -22,16 +22,12 @@ package.path = here .. "/../spec/support/?.lua;" .. package.path
 
 local fakeorg = require "fakeorg"
 
-local format, concat, sort = string.format, table.concat, table.sort
+local format = string.format
 local q = fakeorg.shell_quote
 
--- absolute, so that the contenders find their files whatever their working directory
-local function absolute(dir)
-  local p = assert(io.popen("cd " .. q(dir) .. " && pwd"))
-  local d = p:read("*l")
-  p:close()
-  return assert(d, "bench: no such directory " .. dir)
-end
+local driver = dofile(here .. "/driver.lua")
+local sh, absolute, out, median, measure = driver.sh, driver.absolute, driver.out, driver.median, driver.measure
+
 here = absolute(here)
 local ROOT = absolute(here .. "/..")
 
@@ -76,71 +72,18 @@ local function wanted(s) return OPT.only == nil or OPT.only[s] end
 ---------------------------------------------------------------------------------------
 -- output: printed, and kept for --markdown
 
-local lines = {}
-local function out(s)
-  s = s or ""
-  print(s)
-  io.stdout:flush()
-  lines[#lines + 1] = s
-end
-
 local function table_md(head, rows)
-  out("| " .. concat(head, " | ") .. " |")
-  local sep = {}
-  for i = 1, #head do sep[i] = i == 1 and "---" or "---:" end
-  out("|" .. concat(sep, "|") .. "|")
-  for _, r in ipairs(rows) do out("| " .. concat(r, " | ") .. " |") end
+  driver.table_head(head)
+  for _, r in ipairs(rows) do driver.table_row(r) end
   out()
 end
 
 ---------------------------------------------------------------------------------------
 -- processes
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local s = p:read("*a")
-  local ok, _, code = p:close()
-  return s, ok == true or code == 0
-end
-
 local read_file = fakeorg.read_file
 
-local function median(t)
-  local s = {}
-  for i = 1, #t do s[i] = t[i] end
-  sort(s)
-  local n = #s
-  if n == 0 then return 0 / 0 end
-  if n % 2 == 1 then return s[(n + 1) / 2] end
-  return (s[n / 2] + s[n / 2 + 1]) / 2
-end
-
-local ORG, TMP, ENVFILE
-
--- Runs `cmd` (a shell command line) with the bench environment (org URL and token from a
--- file, never on a command line). Wall and CPU time come from bash's `time` (millisecond
--- resolution; CPU = user + system of every process the command waited for), the peak RSS
--- from GNU time's %M (KB). Returns { wall, cpu, rss_kb, code, fields = { key = value
--- from "bench key value" lines on stderr }, stderr }. Raises unless the exit status is 0
--- or in allowed_codes.
-local function measure(cmd, allowed_codes)
-  local tfile, rfile, efile = TMP .. "/time.out", TMP .. "/rss.out", TMP .. "/stderr.out"
-  os.remove(tfile); os.remove(rfile)
-  local inner = format("TIMEFORMAT='%%3R %%3U %%3S'; { time /usr/bin/time -f %%M -o %s %s >/dev/null 2>%s; } 2>%s",
-    q(rfile), cmd, q(efile), q(tfile))
-  local ok, _, code = os.execute(format("set -a; . %s; set +a; exec bash -c %s", q(ENVFILE), q(inner)))
-  local status = (ok == true or ok == 0) and 0 or code
-  local err = read_file(efile) or ""
-  local e, u, s = (read_file(tfile) or ""):match("([%d.]+) ([%d.]+) ([%d.]+)")
-  local m = (read_file(rfile) or ""):match("(%d+)%s*$")
-  if not (e and m) or not (status == 0 or (allowed_codes and allowed_codes[status])) then
-    error(format("bench: command failed (status %s): %s\n%s", tostring(status), cmd, err), 0)
-  end
-  local fields = {}
-  for k, v in err:gmatch("bench (%S+) (%S+)") do fields[k] = tonumber(v) or v end
-  return { wall = tonumber(e), cpu = tonumber(u) + tonumber(s), rss_kb = tonumber(m),
-           code = status, fields = fields, stderr = err }
-end
+local ORG, TMP
 
 -- Peak RSS (KB) recorded by one side of the floor pipeline.
 local function side_rss(path)
@@ -202,17 +145,7 @@ local function machine()
 end
 
 local function setup()
-  ORG = fakeorg.start({})
-  TMP = ORG.dir
-  ENVFILE = TMP .. "/bench.env"
-  local f = assert(io.open(ENVFILE, "w"))
-  -- every request stays on loopback: no proxy may take it elsewhere
-  f:write("unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy\n")
-  f:write("NO_PROXY=127.0.0.1,localhost\n")
-  f:write("SF_INSTANCE_URL=", q(ORG.url), "\n")
-  f:write("SF_ACCESS_TOKEN=", q(ORG.token), "\n")
-  f:write("BENCH_NODE_MODULES=", q(ROOT .. "/.cache/bench/node_modules"), "\n")
-  f:close()
+  ORG, TMP = driver.start_org({ BENCH_NODE_MODULES = ROOT .. "/.cache/bench/node_modules" })
   local c = assert(io.open(TMP .. "/curl.cfg", "w"))
   c:write(format('header = "Authorization: Bearer %s"\n', ORG.token))
   c:close()
@@ -460,7 +393,7 @@ end
 local function paging_scenario()
   local big, small = fakeorg.reports.tabular_20k, fakeorg.reports.tabular_5k
   local cli = q(ROOT .. "/bin/sfreports")
-  local probe = measure(cli .. " run " .. big.id .. " --all -o /dev/null", { [1] = true, [2] = true })
+  local probe = measure(cli .. " run " .. big.id .. " --all -o /dev/null", nil, { [1] = true, [2] = true })
   if probe.code ~= 0 then
     out("### Paging: the 20,000-row report through `--all`")
     out()
@@ -473,7 +406,7 @@ local function paging_scenario()
   local function counted(cmd, codes)
     return function()
       ORG:reset()
-      local m = measure(cmd, codes)
+      local m = measure(cmd, nil, codes)
       m.requests = ORG:stats().requests
       return m
     end
@@ -573,11 +506,7 @@ local function main()
   end)
   ORG:stop()
   if not ok then error(err, 0) end
-  if OPT.markdown then
-    local f = assert(io.open(OPT.markdown, "w"))
-    f:write(concat(lines, "\n"), "\n")
-    f:close()
-  end
+  if OPT.markdown then driver.write_markdown(OPT.markdown) end
 end
 
 main()

@@ -550,37 +550,17 @@ function M.many()
 end
 return M
 ]==]
-    local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-env SF_INSTANCE_URL;
-env SF_ACCESS_TOKEN;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path {{PREFIX}}/tmp/body;
-  lua_package_path "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{PREFIX}}/?.lua;;";
-  lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
-  server {
-    listen 127.0.0.1:{{PORT}};
-    location = /many { content_by_lua_block { require("async_handler").many() } }
-    location = /ping { content_by_lua_block { ngx.say("pong") } }
-  }
-}
+    local SERVER = [[
+        location = /many { content_by_lua_block { require("async_handler").many() } }
+        location = /ping { content_by_lua_block { ngx.say("pong") } }
 ]]
 
     it("runs many reports with ngx.sleep without blocking the worker", function()
       local nginx = require "nginx"
-      local root = nginx.root()
-      nginx.build_luajit_core(root)
       delay(0.5)
       org:control("config", { sync_delay = 0.3 })
-      local srv = nginx.start({ conf = CONF, vars = { ROOT = root }, files = { ["async_handler.lua"] = HANDLER },
-        env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token } })
+      local srv = nginx.start_sfreports({ org = org, server = SERVER, files = { ["async_handler.lua"] = HANDLER },
+        lua_path = "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{PREFIX}}/?.lua" })
       local ok, err = pcall(function()
         local q = fakeorg.shell_quote
         local path = ("/many?async_id=%s&sync_id=%s&never_id=%s"):format(R.tabular_small.id, R.summary_1.id,

@@ -20,11 +20,7 @@ local REFRESH = "5Aep861-refresh-token-secret-7d1e"
 local USERNAME = "integration@example.com"
 local PASSWORD = "Pw-secret-42-plus-security-token-x9"
 
-local function root()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/spec/[^/]*$") or "."
-  return (run("cd " .. shell_quote(dir) .. " && pwd"):gsub("%s+$", ""))
-end
+local root = require("nginx").root -- the checkout root
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
@@ -72,25 +68,7 @@ end
 -- nginx config for the OpenResty case: /renew makes a client (its first token comes over
 -- a cosocket), expires every token of the fake org, then runs the same report in several
 -- light threads at once and answers with what happened.
-local NGINX_CONF = [==[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log {{PREFIX}}/access.log;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    proxy_temp_path {{PREFIX}}/tmp/proxy;
-    fastcgi_temp_path {{PREFIX}}/tmp/fastcgi;
-    uwsgi_temp_path {{PREFIX}}/tmp/uwsgi;
-    scgi_temp_path {{PREFIX}}/tmp/scgi;
-    lua_package_path "{{SFREPORTS}}/lua/?.lua;{{SFREPORTS}}/lua/?/init.lua;;";
-    lua_package_cpath "{{SFREPORTS}}/build/luajit/?.so;;";
-    server {
-        listen 127.0.0.1:{{PORT}};
+local NGINX_SERVER = [==[
         location = /renew {
             content_by_lua_block {
                 local cjson = require "cjson"
@@ -113,8 +91,6 @@ http {
                 ngx.say(cjson.encode(out))
             }
         }
-    }
-}
 ]==]
 
 describe("sfreports.auth", function()
@@ -371,8 +347,8 @@ describe("sfreports.auth", function()
   describe("in nginx (cosockets)", function()
     it("gets the first token over a cosocket and renews once for light threads failing together", function()
       local nginx = require "nginx"
-      nginx.build_luajit_core(root())
-      local srv = nginx.start{ conf = NGINX_CONF, vars = { SFREPORTS = root() } }
+      local srv = nginx.start_sfreports({ server = NGINX_SERVER, access_log = "{{PREFIX}}/access.log",
+        temp_paths = true, lua_path = "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua" })
       -- a slow token endpoint: every request fails while the renewal is in flight
       org:control("oauth", { client_id = CLIENT_ID, client_secret = CLIENT_SECRET, delay = 0.2 })
       local ok, perr = pcall(function()

@@ -11,69 +11,26 @@ local q = fakeorg.shell_quote
 local R = fakeorg.reports
 local read_file = fakeorg.read_file
 
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  return src:match("^(.*)/[^/]*$") or "."
-end
+local cli_run = require "cli_run"
 
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  return io.popen("pwd"):read("*l") .. "/" .. p
-end
+local ROOT = cli_run.ROOT
 
-local ROOT = abspath(here() .. "/..")
-local BIN = ROOT .. "/bin/sfreports"
-local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.%d+)"))
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_file = cli_run.write_file
 
 local org, TMP
-local counter = 0
+local runner = cli_run.new()
 
--- The shell command that runs bin/sfreports with args and env (default: the fake org).
-local function command(args, env, base)
-  local parts = { "cd", q(TMP), "&&", "env" }
-  for _, v in ipairs({ "LUA_PATH", "LUA_CPATH", "LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_PATH_5_3", "LUA_CPATH_5_3",
-    "LUA_INIT", "LUA_INIT_5_4", "LUA_INIT_5_3", "SF_INSTANCE_URL", "SF_ACCESS_TOKEN", "SF_API_VERSION" }) do
-    parts[#parts + 1] = "-u " .. v
-  end
-  for k, v in pairs(env or { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }) do
-    parts[#parts + 1] = k .. "=" .. q(v)
-  end
-  parts[#parts + 1] = LUA
-  parts[#parts + 1] = q(BIN)
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  parts[#parts + 1] = "</dev/null >" .. q(base .. ".out") .. " 2>" .. q(base .. ".err")
-  return table.concat(parts, " ")
-end
-
-local function result(base)
-  local res = { out = read_file(base .. ".out") or "", err = read_file(base .. ".err") or "",
-    code = tonumber((read_file(base .. ".rc") or ""):match("%d+")) }
-  for _, ext in ipairs({ ".out", ".err", ".rc", ".pid" }) do os.remove(base .. ext) end
-  return res
-end
-
--- Runs bin/sfreports to the end: { out =, err =, code = }.
+-- Runs bin/sfreports to the end: { out =, err =, code = } (env: default the fake org).
 local function sfr(args, env)
-  counter = counter + 1
-  local base = TMP .. "/run" .. counter
-  os.execute(command(args, env, base) .. "; echo $? >" .. q(base .. ".rc"))
-  return result(base)
+  return runner:run(args, { env = env })
 end
 
 -- Starts bin/sfreports in the background; returns its file base (base.pid holds its pid).
 local function spawn(args, env)
-  counter = counter + 1
-  local base = TMP .. "/bg" .. counter
-  os.execute("( " .. command(args, env, base) .. " & echo $! >" .. q(base .. ".pid") .. "; wait $!; echo $? >"
-    .. q(base .. ".rc.tmp") .. "; mv " .. q(base .. ".rc.tmp") .. " " .. q(base .. ".rc") .. " ) >/dev/null 2>&1 &")
-  return base
+  return runner:spawn(args, { env = env })
 end
+
+local function result(base) return runner:result(base) end
 
 -- Waits until pred() holds (polling; a bound on waiting for a marker, not a timing claim).
 -- With `base`, a child that exits meanwhile ends the wait with its output.
@@ -97,21 +54,12 @@ local function interrupt(base)
 end
 
 -- Temporary files left next to an output file.
-local function leftovers()
-  local p = io.popen("ls -a " .. q(TMP))
-  local found = {}
-  for name in p:lines() do
-    if name:find("sfreports%-") then found[#found + 1] = name end
-  end
-  p:close()
-  return found
-end
+local function leftovers() return runner:leftovers() end
 
 describe("sfreports command: output files, interruption, retries", function()
   setup(function()
     org = fakeorg.start()
-    TMP = org.dir .. "/safety"
-    os.execute("mkdir -p " .. q(TMP))
+    TMP = runner:use_org(org, "safety")
   end)
 
   teardown(function()
@@ -278,23 +226,7 @@ end)
 -- A server that answers every API request with a 400 whose message repeats the
 -- Authorization header (raw and URL-encoded) and tries to clear the terminal.
 local ECHO_TOKEN = "00DECHO!s3cr3t+tok/en=@x"
-local ECHO_CONF = [==[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    proxy_temp_path {{PREFIX}}/tmp/proxy;
-    fastcgi_temp_path {{PREFIX}}/tmp/fastcgi;
-    uwsgi_temp_path {{PREFIX}}/tmp/uwsgi;
-    scgi_temp_path {{PREFIX}}/tmp/scgi;
-    server {
-        listen 127.0.0.1:{{PORT}};
+local ECHO_SERVER = [==[
         location = /__fake/mint_token {
             default_type application/json;
             return 200 '{"ok":true,"token":"{{TOKEN}}"}';
@@ -309,8 +241,6 @@ http {
                     message = "you sent " .. auth .. " or " .. ngx.escape_uri(token) .. "\27[2J\r\nnext line" } }))
             }
         }
-    }
-}
 ]==]
 
 describe("sfreports command against a server that echoes credentials", function()
@@ -318,10 +248,12 @@ describe("sfreports command against a server that echoes credentials", function(
 
   setup(function()
     local nginx = require "nginx"
-    srv = nginx.start({ conf = ECHO_CONF, vars = { TOKEN = ECHO_TOKEN } })
+    srv = nginx.start({ conf = nginx.conf({ connections = 64, temp_paths = true, server = ECHO_SERVER }),
+      vars = { TOKEN = ECHO_TOKEN } })
     dir = srv.dir .. "/cli"
     os.execute("mkdir -p " .. q(dir))
     TMP = dir
+    runner.dir = TMP
   end)
 
   teardown(function()

@@ -4,32 +4,16 @@
 -- The library's own writers produce the expected bytes, so the CLI is held to them.
 local fakeorg = require "fakeorg"
 local cjson = require "cjson"
+local cli_run = require "cli_run"
 
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  return src:match("^(.*)/[^/]*$") or "."
-end
-
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  local pwd = io.popen("pwd"):read("*l")
-  return pwd .. "/" .. p
-end
-
-local ROOT = abspath(here() .. "/..")
-local BIN = ROOT .. "/bin/sfreports"
-local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.%d+)"))
+local ROOT, BIN, LUA = cli_run.ROOT, cli_run.BIN, cli_run.LUA
 local LUA_VERSION = rawget(_G, "jit") and "5.1" or _VERSION:match("(%d+%.%d+)")
 local q = fakeorg.shell_quote
 local R = fakeorg.reports
 
 local read_file = fakeorg.read_file
 
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_file = cli_run.write_file
 
 local function lines_of(s)
   local out = {}
@@ -38,47 +22,13 @@ local function lines_of(s)
 end
 
 local org, TMP
-local counter = 0
+
+local runner = cli_run.new()
 
 -- Runs bin/sfreports with args. o: env (table; default the org's URL and token), stdin
--- (string), cwd, bin (another launcher path), direct (exec the file itself: its shebang),
--- keep_lua_path (leave LUA_PATH/LUA_CPATH as this process has them).
+-- (string), cwd, bin (another launcher path), direct (exec the file itself: its shebang).
 -- Returns { out =, err =, code = }.
-local function sfr(args, o)
-  o = o or {}
-  counter = counter + 1
-  local base = TMP .. "/run" .. counter
-  local parts = { "cd", q(o.cwd or TMP), "&&", "env" }
-  if not o.keep_lua_path then
-    for _, v in ipairs({ "LUA_PATH", "LUA_CPATH", "LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_PATH_5_3",
-      "LUA_CPATH_5_3", "LUA_INIT", "LUA_INIT_5_4", "LUA_INIT_5_3" }) do
-      parts[#parts + 1] = "-u " .. v
-    end
-  end
-  for _, v in ipairs({ "SF_INSTANCE_URL", "SF_ACCESS_TOKEN", "SF_API_VERSION" }) do
-    parts[#parts + 1] = "-u " .. v
-  end
-  local env = o.env or { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
-  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
-  if not o.direct then parts[#parts + 1] = LUA end
-  parts[#parts + 1] = q(o.bin or BIN)
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  if o.stdin then
-    write_file(base .. ".in", o.stdin)
-    parts[#parts + 1] = "<" .. q(base .. ".in")
-  else
-    parts[#parts + 1] = "</dev/null"
-  end
-  parts[#parts + 1] = ">" .. q(base .. ".out") .. " 2>" .. q(base .. ".err")
-  os.execute(table.concat(parts, " ") .. "; echo $? >" .. q(base .. ".rc"))
-  local res = {
-    out = read_file(base .. ".out") or "",
-    err = read_file(base .. ".err") or "",
-    code = tonumber((read_file(base .. ".rc") or ""):match("%d+")),
-  }
-  os.remove(base .. ".out"); os.remove(base .. ".err"); os.remove(base .. ".rc"); os.remove(base .. ".in")
-  return res
-end
+local function sfr(args, o) return runner:run(args, o) end
 
 -- the command's own usage, or the general one (issue 23)
 local USAGE_LINE = "usage: sfreports "
@@ -130,8 +80,7 @@ describe("sfreports command", function()
     sfreports = require "sfreports"
     writers = require "sfreports.writers"
     org = fakeorg.start()
-    TMP = org.dir .. "/cli"
-    os.execute("mkdir -p " .. q(TMP))
+    TMP = runner:use_org(org, "cli")
   end)
 
   teardown(function()
@@ -696,15 +645,7 @@ describe("sfreports.cli.main in process", function()
   setup(function() org2 = fakeorg.start() end)
   teardown(function() if org2 then org2:stop() end end)
 
-  local function buffer()
-    local b = { text = "" }
-    function b:write(...)
-      for i = 1, select("#", ...) do self.text = self.text .. select(i, ...) end
-      return self
-    end
-    function b:flush() return self end
-    return b
-  end
+  local buffer = cli_run.buffer
 
   it("rewrites one progress line on a terminal (carriage return, erase to end of line)", function()
     org2:control("config", { async_delay = 0.6 })

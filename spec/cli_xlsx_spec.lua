@@ -5,63 +5,21 @@
 local fakeorg = require "fakeorg"
 local reader = require "xlsx_reader"
 
-local q = fakeorg.shell_quote
 local R = fakeorg.reports
 local read_file = fakeorg.read_file
 
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  return src:match("^(.*)/[^/]*$") or "."
-end
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  return io.popen("pwd"):read("*l") .. "/" .. p
-end
-
-local ROOT = abspath(here() .. "/..")
-local BIN = ROOT .. "/bin/sfreports"
-local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.%d+)"))
+local cli_run = require "cli_run"
 
 local org, TMP
-local counter = 0
+local runner = cli_run.new()
 
-local function command(args, base)
-  local parts = { "cd", q(TMP), "&&", "env", "-u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4",
-    "SF_INSTANCE_URL=" .. q(org.url), "SF_ACCESS_TOKEN=" .. q(org.token), LUA, q(BIN) }
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  parts[#parts + 1] = "</dev/null >" .. q(base .. ".out") .. " 2>" .. q(base .. ".err")
-  return table.concat(parts, " ")
-end
-
-local function result(base)
-  local res = { out = read_file(base .. ".out") or "", err = read_file(base .. ".err") or "",
-    code = tonumber((read_file(base .. ".rc") or ""):match("%d+")) }
-  for _, ext in ipairs({ ".out", ".err", ".rc", ".pid" }) do os.remove(base .. ext) end
-  return res
-end
-
-local function sfr(args)
-  counter = counter + 1
-  local base = TMP .. "/run" .. counter
-  os.execute(command(args, base) .. "; echo $? >" .. q(base .. ".rc"))
-  return result(base)
-end
-
-local function leftovers()
-  local p = io.popen("ls -a " .. q(TMP))
-  local found = {}
-  for name in p:lines() do
-    if name:find("sfreports%-") then found[#found + 1] = name end
-  end
-  p:close()
-  return found
-end
+local function sfr(args) return runner:run(args) end
+local function leftovers() return runner:leftovers() end
 
 describe("sfreports command: xlsx", function()
   setup(function()
     org = fakeorg.start()
-    TMP = org.dir .. "/clixlsx"
-    os.execute("mkdir -p " .. q(TMP))
+    TMP = runner:use_org(org, "clixlsx")
   end)
 
   teardown(function()
@@ -160,12 +118,8 @@ describe("sfreports command: xlsx", function()
 
   it("leaves no file when an export is interrupted (Ctrl-C)", function()
     org:control("fault", { kind = "stall", bytes = 200000, seconds = 3 })
-    counter = counter + 1
-    local base = TMP .. "/bg" .. counter
     local path = TMP .. "/stopped.xlsx"
-    os.execute("( " .. command({ "export", R.tabular_small.id, "-o", path }, base) .. " & echo $! >"
-      .. q(base .. ".pid") .. "; wait $!; echo $? >" .. q(base .. ".rc.tmp") .. "; mv " .. q(base .. ".rc.tmp")
-      .. " " .. q(base .. ".rc") .. " ) >/dev/null 2>&1 &")
+    local base = runner:spawn({ "export", R.tabular_small.id, "-o", path })
     -- once part of the file is in its temporary file, interrupt
     local pid
     for _ = 1, 400 do
@@ -180,7 +134,7 @@ describe("sfreports command: xlsx", function()
       if read_file(base .. ".rc") then break end
       os.execute("sleep 0.025")
     end
-    local res = result(base)
+    local res = runner:result(base)
     assert.are.equal(130, res.code, res.err)
     assert.is_nil(io.open(path, "rb"))
     assert.are.same({}, leftovers())

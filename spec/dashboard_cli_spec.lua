@@ -12,15 +12,7 @@ local fakeorg = require "fakeorg"
 local SALES = "01ZFk00000G0001MAB"
 local TEAM1 = "01ZFk00000G0101MAB"
 
-local function buffer()
-  local b = { text = "" }
-  function b:write(...)
-    for i = 1, select("#", ...) do self.text = self.text .. select(i, ...) end
-    return self
-  end
-  function b:flush() return self end
-  return b
-end
+local buffer = require("cli_run").buffer
 
 local function lines_of(s)
   local out = {}

@@ -13,52 +13,28 @@ local shell_quote = fakeorg.shell_quote
 local SALES = "01ZFk00000G0001MAB"
 local TEAMS = { "01ZFk00000G0101MAB", "01ZFk00000G0102MAB", "01ZFk00000G0103MAB", "01ZFk00000G0104MAB" }
 
-local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-env SF_INSTANCE_URL;
-env SF_ACCESS_TOKEN;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    lua_package_path "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/spec/support/?.lua;;";
-    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
-    server {
-        listen 127.0.0.1:{{PORT}};
+-- The locations of the spec's nginx (nginx.start_sfreports runs sfreports in it).
+local SERVER = [[
         location = /dash/refresh { content_by_lua_block { require("dash_probe").refresh() } }
         location = /dash/show { content_by_lua_block { require("dash_probe").show() } }
         location / { return 404; }
-    }
-}
 ]]
 
 describe("dashboards inside nginx", function()
   local org, srv, client
 
-  setup(function()
-    local root = nginx.root()
-    nginx.build_luajit_core(root)
-    org = fakeorg.start()
-    local ok, err = pcall(function()
-      srv = nginx.start({ conf = CONF, vars = { ROOT = root },
-        env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token } })
-    end)
-    if not ok then
-      org:stop()
-      error(err, 0)
-    end
-    client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
-  end)
-  teardown(function()
+  local function stop_all()
     if client then client:close() end
     if srv then srv:stop() end
     if org then nginx.stop_orgs({ org }) end
-  end)
+  end
+
+  setup(nginx.guarded(function()
+    org = fakeorg.start()
+    srv = nginx.start_sfreports({ org = org, server = SERVER })
+    client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
+  end, stop_all))
+  teardown(stop_all)
   before_each(function() org:reset() end)
 
   -- Runs the paths at once (shell background jobs) and returns the decoded answers.

@@ -21,10 +21,7 @@ local C = { stage = "01aFk00000H0001IAB", matrix = "01aFk00000H0002IAB", deals =
 local EMEA = "Deutschland,Schweiz,UK,Polska"
 local OWNER1 = "005Fk0000000001IAA" -- the fake org's first owner (Ana García)
 
-local function load_fixture(name)
-  local body = assert(fakeorg.read_file("spec/fixtures/" .. name))
-  return cjson.decode(body), body
-end
+local load_fixture = require("fixtures").load
 
 describe("dashboards", function()
   local org, client

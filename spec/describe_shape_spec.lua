@@ -8,19 +8,11 @@ local RO = require "sfreports.run_options"
 
 local NULL = json.null
 
-local function fixture(name)
-  local f = assert(io.open("spec/fixtures/" .. name, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return cjson.decode(text)
-end
+local fixtures = require "fixtures"
 
-local function deepcopy(v)
-  if type(v) ~= "table" then return v end
-  local c = {}
-  for k, x in pairs(v) do c[k] = deepcopy(x) end
-  return setmetatable(c, getmetatable(v))
-end
+-- The fixture decoded (the first value only: fixtures.load also gives the text).
+local function fixture(name) return (fixtures.load(name)) end
+local deepcopy = fixtures.deepcopy
 
 local TAB = fixture("describe_tabular_docderived.json")
 local SUM = fixture("describe_summary_anon_v47.json")

@@ -13,21 +13,8 @@ local R = fakeorg.reports
 local encode, decode = fakeorg.encode, fakeorg.decode
 local shell_quote = fakeorg.shell_quote
 
-local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    lua_package_path "{{LUA_PATH}};;";
-    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
-    server {
-        listen 127.0.0.1:{{PORT}};
+-- The locations of the spec's nginx (nginx.start_sfreports runs sfreports in it).
+local SERVER = [[
         location = /h/redirect {
             return 302 "https://user:pw@elsewhere.example/login/path?sid=SECRET123#frag";
         }
@@ -41,8 +28,6 @@ http {
         location = /p/requests { content_by_lua_block { require("engines_probe").requests() } }
         location = /p/runs { content_by_lua_block { require("engines_probe").runs() } }
         location / { return 404; }
-    }
-}
 ]]
 
 -- The error a call raises, without the position prefix Lua adds.
@@ -58,7 +43,6 @@ end
 
 describe("the two engines", function()
   local org, srv
-  local root = nginx.root()
 
   local function stop_all()
     if srv then srv:stop() end
@@ -66,19 +50,10 @@ describe("the two engines", function()
     srv, org = nil, nil
   end
 
-  setup(function()
-    local ok, err = pcall(function()
-      nginx.build_luajit_core(root)
-      org = fakeorg.start()
-      srv = nginx.start({ conf = CONF, vars = { ROOT = root,
-        LUA_PATH = ("%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/support/?.lua"):format(root, root, root) } })
-    end)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end)
-
+  setup(nginx.guarded(function()
+    org = fakeorg.start()
+    srv = nginx.start_sfreports({ server = SERVER })
+  end, stop_all))
   teardown(stop_all)
 
   before_each(function()

@@ -12,32 +12,14 @@ local decode = fakeorg.decode
 
 local XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-local TEST_CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-env SF_INSTANCE_URL;
-env SF_ACCESS_TOKEN;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    lua_package_path "{{LUA_PATH}};;";
-    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
-    server {
-        listen 127.0.0.1:{{PORT}};
+-- The locations of the spec's own nginx (nginx.start_sfreports runs sfreports in it).
+local TEST_SERVER = [[
         location = /export { content_by_lua_block { require("ngx_export_probe").export() } }
         location / { return 404; }
-    }
-}
 ]]
 
 describe("client:export inside nginx", function()
   local org, example, test
-  local root = nginx.root()
 
   local function stop_all()
     if example then example:stop() end
@@ -46,22 +28,11 @@ describe("client:export inside nginx", function()
     example, test, org = nil, nil, nil
   end
 
-  setup(function()
-    local ok, err = pcall(function()
-      nginx.build_luajit_core(root)
-      org = fakeorg.start()
-      local env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
-      example = nginx.start({ template = root .. "/examples/nginx/nginx.conf", env = env,
-        vars = { SFREPORTS = root, CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" } })
-      test = nginx.start({ conf = TEST_CONF, env = env, vars = { ROOT = root,
-        LUA_PATH = ("%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/support/?.lua"):format(root, root, root) } })
-    end)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end)
-
+  setup(nginx.guarded(function()
+    org = fakeorg.start()
+    example = nginx.start_example(org)
+    test = nginx.start_sfreports({ org = org, server = TEST_SERVER })
+  end, stop_all))
   teardown(stop_all)
 
   before_each(function() org:reset() end)

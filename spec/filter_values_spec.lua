@@ -1,16 +1,13 @@
 -- Specs of the filter value rule (issue 15): every value given is one value, so a value
 -- holding a comma is quoted for Salesforce; several values are a Lua list; F.raw() sends
 -- the API's own comma syntax verbatim. Exact JSON, with and without describe.
-local cjson = require "cjson"
 local json = require "sfreports.json"
 local F = require "sfreports.filters"
 
-local function fixture(name)
-  local f = assert(io.open("spec/fixtures/" .. name, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return cjson.decode(text)
-end
+local fixtures = require "fixtures"
+
+-- The fixture decoded (the first value only: fixtures.load also gives the text).
+local function fixture(name) return (fixtures.load(name)) end
 
 local TAB = fixture("describe_tabular_docderived.json")
 

@@ -7,6 +7,7 @@
 local core = require "sfreports.core"
 local sfreports = require "sfreports"
 local hostile = require "hostile"
+local nginx = require "nginx"
 
 local GiB = 1024 * 1024 * 1024
 
@@ -19,18 +20,10 @@ describe("a hostile server", function()
     srv, runner = nil, nil
   end
 
-  -- busted skips teardown when setup fails: stop whatever did start before re-raising
-  setup(function()
-    local ok, err = pcall(function()
-      srv = hostile.start()
-      runner = hostile.start_runner()
-    end)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end)
-
+  setup(nginx.guarded(function()
+    srv = hostile.start()
+    runner = hostile.start_runner()
+  end, stop_all))
   teardown(stop_all)
 
   local function merged(base, extra)

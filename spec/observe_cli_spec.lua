@@ -13,9 +13,8 @@ local cli = require "sfreports.cli"
 local q = fakeorg.shell_quote
 local R = fakeorg.reports
 local read_file = fakeorg.read_file
-local ROOT = nginx.root()
-local BIN = ROOT .. "/bin/sfreports"
-local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.%d+)"))
+local cli_run = require "cli_run"
+local ROOT = cli_run.ROOT
 local TOKEN = "00DFk0000001cli!AQ+s3cr3t=t0k3n/xyz@w"
 
 local function url_encoded(s)
@@ -31,11 +30,13 @@ end
 describe("sfreports -v, --trace-json, retries and summaries", function()
   local org, srv, tmp
   local counter = 0
+  local runner = cli_run.new()
 
   setup(function()
     org = fakeorg.start()
     srv = hostile.start()
     tmp = fakeorg.run("mktemp -d /tmp/sfr-obscli.XXXXXX"):gsub("%s+$", "")
+    runner.dir, runner.env = tmp, { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
   end)
   teardown(function()
     if srv then srv:stop() end
@@ -44,20 +45,10 @@ describe("sfreports -v, --trace-json, retries and summaries", function()
   end)
   before_each(function() org:reset() end)
 
-  -- Runs bin/sfreports: { out, err, code }. env: the variables (default: the fake org).
-  local function sfr(args, env, prefix)
-    counter = counter + 1
-    local base = tmp .. "/run" .. counter
-    local parts = { prefix or "", "env -u LUA_INIT -u LUA_INIT_5_4 -u SF_API_VERSION" }
-    for k, v in pairs(env or { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }) do
-      parts[#parts + 1] = k .. "=" .. q(v)
-    end
-    parts[#parts + 1] = LUA .. " " .. q(BIN)
-    for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-    os.execute(table.concat(parts, " ") .. " </dev/null >" .. q(base .. ".out") .. " 2>" .. q(base .. ".err")
-      .. "; echo $? >" .. q(base .. ".rc"))
-    return { out = read_file(base .. ".out"), err = read_file(base .. ".err"),
-      code = tonumber(read_file(base .. ".rc"):match("%d+")) }
+  -- Runs bin/sfreports (from this folder, on this process's LUA_PATH): { out, err, code }.
+  -- env: the variables (default: the fake org).
+  local function sfr(args, env)
+    return runner:run(args, { env = env, cwd = false, keep_lua_path = true })
   end
 
   -- cli.main in this process, with stderr said to be a terminal (tty) or not.

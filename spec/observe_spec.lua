@@ -12,26 +12,11 @@ local scenario = require "observe_scenario"
 local R = fakeorg.reports
 local IDS = { sync = R.tabular_small.id, async = R.summary_1.id }
 
-local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    lua_package_path "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/spec/support/?.lua;;";
-    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
-    server {
-        listen 127.0.0.1:{{PORT}};
+-- The locations of the spec's nginx (nginx.start_sfreports runs sfreports in it).
+local SERVER = [[
         location = /scenario { content_by_lua_block { require("observe_probe").scenario() } }
         location = /hook_raises { content_by_lua_block { require("observe_probe").hook_raises() } }
         location / { return 200 "observe\n"; }
-    }
-}
 ]]
 
 local function path_of(p) return (p:gsub("%?.*$", "")) end
@@ -44,28 +29,19 @@ end
 
 describe("on_request, usage() and limits()", function()
   local org, srv, example
-  local root = nginx.root()
 
-  setup(function()
-    nginx.build_luajit_core(root)
-    org = fakeorg.start()
-    local ok, err = pcall(function()
-      srv = nginx.start({ conf = CONF, vars = { ROOT = root } })
-      example = nginx.start({ template = root .. "/examples/nginx/nginx.conf",
-        env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token },
-        vars = { SFREPORTS = root, CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" } })
-    end)
-    if not ok then
-      if srv then srv:stop() end
-      nginx.stop_orgs({ org })
-      error(err, 0)
-    end
-  end)
-  teardown(function()
+  local function stop_all()
     if example then example:stop() end
     if srv then srv:stop() end
     if org then nginx.stop_orgs({ org }) end
-  end)
+  end
+
+  setup(nginx.guarded(function()
+    org = fakeorg.start()
+    srv = nginx.start_sfreports({ server = SERVER })
+    example = nginx.start_example(org)
+  end, stop_all))
+  teardown(stop_all)
 
   before_each(function()
     org:reset()

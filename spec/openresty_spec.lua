@@ -17,21 +17,7 @@ local DETAILS = "?includeDetails=true"
 
 -- The spec's own nginx: the example handlers under /example/... plus test locations
 -- that exercise each phase (init, init_worker, set, header_filter, log).
-local TEST_CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-env SF_INSTANCE_URL;
-env SF_ACCESS_TOKEN;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    lua_package_path "{{LUA_PATH}};;";
-    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
+local TEST_HTTP = [[
     lua_ssl_trusted_certificate {{PREFIX}}/ca.pem;
     lua_ssl_verify_depth 3;
     init_by_lua_block {
@@ -52,8 +38,8 @@ http {
         local c, err = require("sfreports").from_env()
         probe.init.worker = { phase = ngx.get_phase(), message = probe.describe(c, err) }
     }
-    server {
-        listen 127.0.0.1:{{PORT}};
+]]
+local TEST_SERVER = [[
         location = /probe { content_by_lua_block { require("ngx_probe").probe() } }
         location = /many { content_by_lua_block { require("ngx_probe").many() } }
         location = /echo { content_by_lua_block { require("ngx_probe").echo() } }
@@ -90,8 +76,6 @@ http {
             }
         }
         location / { return 404; }
-    }
-}
 ]]
 
 -- Runs the commands at once (shell background jobs) and waits for them all. Whether
@@ -136,30 +120,20 @@ describe("sfreports inside nginx", function()
   end
 
   local function start_all()
-    nginx.build_luajit_core(root)
     org = fakeorg.start()
     tls_org = fakeorg.start({ tls = true })
     other_tls_org = fakeorg.start({ tls = true }) -- its certificate is not trusted by nginx
-    local env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }
-    example = nginx.start({ template = root .. "/examples/nginx/nginx.conf", env = env,
-      vars = { SFREPORTS = root, CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" } })
+    example = nginx.start_example(org)
     -- the workers may run as nobody: they read the trusted certificate from the prefix
-    test = nginx.start({ conf = TEST_CONF, env = env, files = { ["ca.pem"] = fakeorg.read_file(tls_org.cafile) },
-      vars = { ROOT = root, ORG = org.url, REPORT = R.tabular_small.id,
-        LUA_PATH = ("%s/lua/?.lua;%s/lua/?/init.lua;%s/examples/nginx/?.lua;%s/spec/support/?.lua"):format(
-          root, root, root, root) } })
+    test = nginx.start_sfreports({ org = org, http = TEST_HTTP, server = TEST_SERVER,
+      files = { ["ca.pem"] = fakeorg.read_file(tls_org.cafile) },
+      vars = { ORG = org.url, REPORT = R.tabular_small.id },
+      lua_path = "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/examples/nginx/?.lua;"
+        .. "{{ROOT}}/spec/support/?.lua" })
     client = assert(sfreports.new({ instance_url = org.url, access_token = org.token }))
   end
 
-  -- busted skips teardown when setup fails: stop whatever did start before re-raising
-  setup(function()
-    local ok, err = pcall(start_all)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end)
-
+  setup(nginx.guarded(start_all, stop_all))
   teardown(stop_all)
 
   before_each(function()

@@ -10,12 +10,7 @@ local json = require "sfreports.json"
 
 local null = json.null
 
-local function load(name)
-  local f = assert(io.open("spec/fixtures/" .. name, "rb"))
-  local body = f:read("*a")
-  f:close()
-  return cjson.decode(body), body
-end
+local load = require("fixtures").load
 
 local function all_rows(r)
   local out = {}

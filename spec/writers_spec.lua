@@ -9,12 +9,10 @@ local writers = require "sfreports.writers"
 local null = cjson.null
 local unpack = table.unpack or unpack -- luacheck: ignore 113
 
-local function load(name)
-  local f = assert(io.open("spec/fixtures/" .. name, "rb"))
-  local body = f:read("*a")
-  f:close()
-  return cjson.decode(body)
-end
+local fixtures = require "fixtures"
+
+-- The fixture decoded (the first value only: fixtures.load also gives the text).
+local function load(name) return (fixtures.load(name)) end
 
 local FIXTURES = {
   "result_tabular_details.cghall.json", "result_summary_1group_details.cghall.json",

@@ -142,15 +142,8 @@ local function assert_same_as_writers(report, path, raw)
   return sheet
 end
 
-local function leftovers()
-  local p = io.popen("ls -a " .. q(DIR))
-  local found = {}
-  for name in p:lines() do
-    if name:find("sfreports%-") then found[#found + 1] = name end
-  end
-  p:close()
-  return found
-end
+-- The temporary files (sfreports-*) left in DIR.
+local function leftovers() return require("cli_run").leftovers(DIR) end
 
 describe("writers.xlsx", function()
   setup(function()

@@ -20,7 +20,7 @@ local layout = require "sfreports.run_options.layout"
 local aggregates = require "sfreports.run_options.aggregates"
 local json = require "sfreports.json"
 
-local type, pairs, ipairs = type, pairs, ipairs
+local type, ipairs = type, ipairs
 local concat = table.concat
 local format = string.format
 
@@ -38,16 +38,7 @@ RO.MAX_FILTERS = 20
 -- The API processes at most 100 columns per report (§8).
 RO.MAX_COLUMNS = 100
 
-local function table_or_nil(v)
-  if type(v) == "table" then return v end
-  return nil
-end
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
+local table_or_nil, copy = layout.table_or_nil, layout.copy
 
 -- True when opts hold any option that prepare() turns into report metadata (the client then
 -- fetches, and caches, the report's describe).

@@ -3,16 +3,13 @@
 -- happened as JSON.
 local sfreports = require "sfreports"
 local cjson = require "cjson.safe"
+local probe_http = require "probe_http"
 
 local ngx = ngx -- luacheck: ignore 113 (nginx's global, this module runs only there)
 
 local M = {}
 
-local function reply(value)
-  ngx.header["Content-Type"] = "application/json"
-  ngx.say(cjson.encode(value))
-  return ngx.exit(200)
-end
+local reply = probe_http.reply
 
 local function err_fields(err)
   return err and { kind = err.kind, message = err.message, status = err.status, code = err.code } or nil

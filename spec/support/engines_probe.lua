@@ -5,26 +5,13 @@
 -- libcurl engine.
 local transport_ngx = require "sfreports.transport_ngx"
 local cjson = require "cjson.safe"
+local probe_http = require "probe_http"
 
 local ngx = ngx -- luacheck: ignore 113 (nginx's global, this module runs only there)
 
 local M = {}
 
-local function reply(value)
-  ngx.header["Content-Type"] = "application/json"
-  ngx.say(cjson.encode(value))
-  return ngx.exit(200)
-end
-
-local function query()
-  ngx.req.read_body()
-  return assert(cjson.decode(ngx.req.get_body_data()))
-end
-
--- The message of an error, without the position prefix Lua adds.
-local function bare(msg)
-  return (tostring(msg):gsub("^.-:%d+: ", ""))
-end
+local reply, query, bare = probe_http.reply, probe_http.query, probe_http.bare
 M.bare = bare
 
 local function err_fields(err)
@@ -33,11 +20,7 @@ local function err_fields(err)
     retryable = err.retryable, excerpt = err.excerpt, text = tostring(err) }
 end
 
-local function rows_of(value)
-  local fm = type(value) == "table" and value.factMap
-  local tt = type(fm) == "table" and fm["T!T"]
-  return type(tt) == "table" and type(tt.rows) == "table" and #tt.rows or nil
-end
+local rows_of = probe_http.rows_of
 
 local function result_fields(value, second)
   if value == nil then return { ok = false, err = err_fields(second) } end

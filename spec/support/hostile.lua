@@ -22,26 +22,12 @@ local nginx = require "nginx"
 
 local hostile = {}
 
-local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    lua_package_path "{{PREFIX}}/?.lua;;";
+local CONF = nginx.conf({ connections = 512, lua_path = "{{PREFIX}}/?.lua", http = [[
     lua_shared_dict hostile 8m;
     lua_socket_log_errors off;
-    server {
-        listen 127.0.0.1:{{PORT}};
+]], server = [[
         location / { content_by_lua_block { require("hostile_server").serve() } }
-    }
-}
-]]
+]] })
 
 -- 64 MB of zeros, gzipped (about 64 KB): inflates far past any spec's max_response.
 local function gzip_bomb()
@@ -124,27 +110,13 @@ end
 ---------------------------------------------------------------------------
 -- the runner: sfreports inside nginx (the cosocket engine), driven by hostile_probe.lua
 
-local RUNNER_CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
+local RUNNER_HTTP = [[
     client_body_buffer_size 1m;
-    lua_package_path "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/spec/support/?.lua;;";
-    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
     lua_socket_log_errors off;
-    server {
-        listen 127.0.0.1:{{PORT}};
+]]
+local RUNNER_SERVER = [[
         location = /run { content_by_lua_block { require("hostile_probe").run() } }
         location / { return 200 "runner\n"; }
-    }
-}
 ]]
 
 local Runner = {}
@@ -153,9 +125,7 @@ Runner.__index = Runner
 -- Starts an nginx whose /run executes sfreports calls (see hostile_probe.lua); builds
 -- the C core for nginx's LuaJIT first.
 function hostile.start_runner()
-  local root = nginx.root()
-  nginx.build_luajit_core(root)
-  local srv = nginx.start({ conf = RUNNER_CONF, vars = { ROOT = root } })
+  local srv = nginx.start_sfreports({ http = RUNNER_HTTP, server = RUNNER_SERVER })
   return setmetatable({ nginx = srv, url = srv.url }, Runner)
 end
 

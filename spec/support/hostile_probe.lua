@@ -10,6 +10,7 @@
 local sfreports = require "sfreports"
 local transport_ngx = require "sfreports.transport_ngx"
 local cjson = require "cjson.safe"
+local probe_http = require "probe_http"
 
 local ngx = ngx -- luacheck: ignore 113 (nginx's global: this file runs only there)
 
@@ -57,8 +58,7 @@ local function reset_peak()
 end
 
 function M.run()
-  ngx.req.read_body()
-  local q = assert(cjson.decode(ngx.req.get_body_data()))
+  local q = probe_http.query()
   collectgarbage()
   if q.reset_peak then reset_peak() end
   local before = memory()

@@ -61,6 +61,48 @@ end
 local Server = {}
 Server.__index = Server
 
+-- The lua_package_path of a spec's nginx that runs sfreports: the checkout's lua/ and
+-- spec/support/ ({{ROOT}} is the checkout root).
+nginx.LUA_PATH = "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/spec/support/?.lua"
+
+-- The text of a spec's own nginx config (a template for nginx.start): the Lua module, one
+-- worker, pid and error log in the prefix, one server on 127.0.0.1:{{PORT}}.
+-- opts: connections (worker_connections, default 256); env (names of variables the
+-- workers may read); access_log (default "off"); temp_paths (true: the proxy, fastcgi,
+-- uwsgi and scgi temp paths in the prefix too); lua_path (lua_package_path before ";;");
+-- luajit_core (true: lua_package_cpath is {{ROOT}}/build/luajit); http (more lines of the
+-- http block); server (the server's lines after `listen`).
+function nginx.conf(opts)
+  local lines = {
+    "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
+    "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
+    "worker_processes 1;",
+    "daemon on;",
+    "pid {{PREFIX}}/nginx.pid;",
+    "error_log {{PREFIX}}/error.log warn;",
+  }
+  local function add(line) lines[#lines + 1] = line end
+  for _, name in ipairs(opts.env or {}) do add("env " .. name .. ";") end
+  add(("events { worker_connections %d; }"):format(opts.connections or 256))
+  add("http {")
+  add("    access_log " .. (opts.access_log or "off") .. ";")
+  add("    client_body_temp_path {{PREFIX}}/tmp/body;")
+  if opts.temp_paths then
+    for _, kind in ipairs({ "proxy", "fastcgi", "uwsgi", "scgi" }) do
+      add(("    %s_temp_path {{PREFIX}}/tmp/%s;"):format(kind, kind))
+    end
+  end
+  if opts.lua_path then add('    lua_package_path "' .. opts.lua_path .. ';;";') end
+  if opts.luajit_core then add('    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";') end
+  if opts.http then add((opts.http:gsub("\n$", ""))) end
+  add("    server {")
+  add("        listen 127.0.0.1:{{PORT}};")
+  if opts.server then add((opts.server:gsub("\n$", ""))) end
+  add("    }")
+  add("}")
+  return table.concat(lines, "\n") .. "\n"
+end
+
 local function random_port()
   local f = assert(io.open("/dev/urandom", "rb"))
   local b = f:read(2)
@@ -147,6 +189,36 @@ function nginx.start(opts)
   error("nginx: no free port found", 2)
 end
 
+-- Starts a spec's own nginx that runs sfreports (cosockets): builds the C core for
+-- nginx's LuaJIT, then starts nginx.conf(opts) with lua_path (default nginx.LUA_PATH) and
+-- the LuaJIT core; vars gets ROOT (the checkout). opts.org: a fake org whose url and token
+-- the workers read as SF_INSTANCE_URL and SF_ACCESS_TOKEN. opts.vars, opts.files: as for
+-- nginx.start; connections, access_log, temp_paths, http, server: as for nginx.conf.
+function nginx.start_sfreports(opts)
+  local root = nginx.root()
+  nginx.build_luajit_core(root)
+  local org = opts.org
+  local vars = { ROOT = root }
+  for k, v in pairs(opts.vars or {}) do vars[k] = v end
+  local conf = nginx.conf({
+    env = org and { "SF_INSTANCE_URL", "SF_ACCESS_TOKEN" } or nil,
+    connections = opts.connections, access_log = opts.access_log, temp_paths = opts.temp_paths,
+    lua_path = opts.lua_path or nginx.LUA_PATH, luajit_core = true, http = opts.http, server = opts.server,
+  })
+  return nginx.start({ conf = conf, vars = vars, files = opts.files,
+    env = org and { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token } or nil })
+end
+
+-- Starts the example of examples/nginx (nginx.conf and its handlers) on the C core built
+-- for LuaJIT, its workers reading org's url and token as SF_INSTANCE_URL/SF_ACCESS_TOKEN.
+function nginx.start_example(org)
+  local root = nginx.root()
+  nginx.build_luajit_core(root)
+  return nginx.start({ template = root .. "/examples/nginx/nginx.conf",
+    env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token },
+    vars = { SFREPORTS = root, CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" } })
+end
+
 function Server:error_log()
   return read_file(self.dir .. "/error.log") or ""
 end
@@ -179,6 +251,20 @@ function Server:stop()
   run(("kill -QUIT %d 2>/dev/null; ( i=0; while kill -0 %d 2>/dev/null && [ $i -lt 200 ]; do "
     .. "i=$((i+1)); sleep 0.05; done; kill -0 %d 2>/dev/null && kill -KILL %d; rm -rf %s ) "
     .. ">/dev/null 2>&1 &"):format(pid, pid, pid, pid, dir))
+end
+
+-- A setup function that runs start() and, when that raises, stop() before the error goes
+-- on: busted skips teardown when setup fails, and whatever did start must not keep
+-- running. stop must cope with whatever start left unstarted (nil).
+--   setup(nginx.guarded(start, stop)); teardown(stop)
+function nginx.guarded(start, stop)
+  return function()
+    local ok, err = pcall(start)
+    if not ok then
+      stop()
+      error(err, 0)
+    end
+  end
 end
 
 -- Stops fake orgs (spec/support/fakeorg.lua) in the background, in parallel: each

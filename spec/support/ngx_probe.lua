@@ -5,6 +5,7 @@
 local sfreports = require "sfreports"
 local transport_ngx = require "sfreports.transport_ngx"
 local cjson = require "cjson.safe"
+local probe_http = require "probe_http"
 
 local ngx = ngx -- luacheck: ignore 113 (nginx's global, this module runs only there)
 
@@ -20,17 +21,7 @@ local function err_fields(err)
 end
 M.err_fields = err_fields
 
-local function reply(value)
-  ngx.header["Content-Type"] = "application/json"
-  ngx.say(cjson.encode(value))
-  return ngx.exit(200)
-end
-
-local function rows_of(value)
-  local fm = type(value) == "table" and value.factMap
-  local tt = type(fm) == "table" and fm["T!T"]
-  return type(tt) == "table" and type(tt.rows) == "table" and #tt.rows or nil
-end
+local reply, rows_of = probe_http.reply, probe_http.rows_of
 
 -- (value, meta) or (nil, err), as transports return them, to JSON-able fields.
 local function one_result(value, second)
@@ -47,8 +38,7 @@ end
 -- POST /probe {base_url, token, opts, requests = [{method, path, body, raw}]}: runs the
 -- requests one after another on one transport; answers with each result and stats.
 function M.probe()
-  ngx.req.read_body()
-  local q = assert(cjson.decode(ngx.req.get_body_data()))
+  local q = probe_http.query()
   local opts = { base_url = q.base_url, token = q.token }
   for k, v in pairs(q.opts or {}) do opts[k] = v end
   local t, terr = transport_ngx.new(opts)
@@ -69,9 +59,7 @@ M.MISUSE = {
 }
 
 -- The message of an error, without the position prefix Lua adds.
-function M.bare(msg)
-  return (tostring(msg):gsub("^.-:%d+: ", ""))
-end
+M.bare = probe_http.bare
 
 -- GET /misuse: the error each misuse raises on the cosocket transport.
 function M.misuse()

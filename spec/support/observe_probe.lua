@@ -2,7 +2,7 @@
 -- spec/support/observe_scenario.lua on the cosocket engine (POST /scenario with
 -- { opts, ids }) and answers with what the hook saw, as JSON. /hook_raises makes a client
 -- whose hook raises on every exchange and answers with the calls' outcome and usage().
-local cjson = require "cjson.safe"
+local probe_http = require "probe_http"
 local sfreports = require "sfreports"
 local scenario = require "observe_scenario"
 
@@ -10,16 +10,7 @@ local ngx = ngx -- luacheck: ignore 113 (nginx's global, this module runs only t
 
 local M = {}
 
-local function query()
-  ngx.req.read_body()
-  return assert(cjson.decode(ngx.req.get_body_data()))
-end
-
-local function reply(value)
-  ngx.header["Content-Type"] = "application/json"
-  ngx.say(cjson.encode(value))
-  return ngx.exit(200)
-end
+local reply, query = probe_http.reply, probe_http.query
 
 function M.scenario()
   local q = query()

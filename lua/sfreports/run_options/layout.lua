@@ -20,16 +20,20 @@ args.own_file()
 
 local layout = {}
 
+-- v when it is a table, else nil (what a server sent may be anything).
 local function table_or_nil(v)
   if type(v) == "table" then return v end
   return nil
 end
+layout.table_or_nil = table_or_nil
 
+-- A shallow copy of t.
 local function copy(t)
   local c = {}
   for k, v in pairs(t) do c[k] = v end
   return c
 end
+layout.copy = copy
 
 local function copy_array(t)
   local out = json.array()
