@@ -164,7 +164,8 @@ describe("README recipes", function()
         .. "\nstdout:\n" .. res.out:sub(1, 2000))
       assert.are.equal("", res.err)
       for _, want in ipairs(r.marker.out) do
-        assert.truthy(res.out:find(want, 1, true), ("expected %q on stdout, got:\n%s"):format(want, res.out:sub(1, 2000)))
+        assert.truthy(res.out:find(want, 1, true),
+          ("expected %q on stdout, got:\n%s"):format(want, res.out:sub(1, 2000)))
       end
     end)
   end
