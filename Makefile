@@ -218,5 +218,8 @@ bench-compare:
 lint:
 	luacheck -q --no-color lua spec bin examples bench fakeorg fuzz
 
+# also what `luarocks make` leaves in the checkout (it compiles in place; docs/install.md)
 clean:
 	rm -rf build
+	rm -f sfreports/core.so sfreports/xlsx.so src/*.o
+	@if [ -d sfreports ]; then rmdir sfreports 2>/dev/null || true; fi
