@@ -26,7 +26,7 @@ local argv = require "sfreports.cli.argv"
 local function help() return require "sfreports.cli.help" end
 
 local pcall, pairs, ipairs, type, tostring, rawget, require = pcall, pairs, ipairs, type, tostring, rawget, require
-local format, concat = string.format, table.concat
+local format, concat, find = string.format, table.concat, string.find
 
 local cli = {}
 
@@ -115,13 +115,15 @@ local function dispatch(s, positional, seen)
   local args = {}
   for i = 2, #positional do args[i - 1] = positional[i] end
   -- a report may be given by its URL (Lightning or Classic): sfreports.cli.shape
-  if spec.args[1] == "REPORT_ID" and args[1] then args[1] = require("sfreports.cli.shape").report_id(args[1]) end
+  if spec.args[1] == "REPORT_ID" and args[1] and find(args[1], "://", 1, true) then
+    args[1] = require("sfreports.cli.shape").report_id(args[1])
+  end
   if #args > #spec.args or #args < (spec.min_args or #spec.args) then
     usage_error(format("`sfreports %s` takes %s, got %d argument%s", command,
       #spec.args == 0 and "no arguments" or concat(spec.args, " "), #args, #args == 1 and "" or "s"))
   end
   s.checked = argv.check(o, command, seen)
-  require("sfreports.cli.shape").check(o, s.checked) -- --no-header, --delimiter, --limit, --grid...
+  if argv.shaped(o) then require("sfreports.cli.shape").check(o, s.checked) end -- --no-header, --limit...
   s.format, s.timeout = s.checked.format, s.checked.timeout
   return require("sfreports.cli.commands")[command](s, args)
 end

@@ -72,7 +72,7 @@ local OPTIONS = {
   ["--columns"] = { key = "columns", arity = "value", many = true, scope = "change" },
   ["--async"] = { key = "async", arity = "flag", scope = "run" },
   ["--no-wait"] = { key = "no_wait", arity = "flag", scope = "run" },
-  ["--all"] = { key = "all", arity = "flag", scope = "run" },
+  ["--all"] = { key = "all", arity = "flag", scope = "run", shape = true },
   ["--wait"] = { key = "wait", arity = "flag", scope = "fetch" },
   ["--component"] = { key = "component", arity = "value", scope = "dashboard" },
   ["--running-user"] = { key = "running_user", arity = "value", scope = "dashboard" },
@@ -86,13 +86,13 @@ local OPTIONS = {
   ["-y"] = { key = "yes", arity = "flag", scope = "confirm" },
   ["--intersect"] = { key = "intersect", arity = "value", scope = "intersect" },
   -- the first hour (issue 23): output shape, paging key, grids, profiles
-  ["--no-header"] = { key = "no_header", arity = "flag", scope = "output" },
-  ["--delimiter"] = { key = "delimiter", arity = "value", scope = "output" },
-  ["--bom"] = { key = "bom", arity = "flag", scope = "output" },
-  ["--limit"] = { key = "limit", arity = "value", scope = "output" },
+  ["--no-header"] = { key = "no_header", arity = "flag", scope = "output", shape = true },
+  ["--delimiter"] = { key = "delimiter", arity = "value", scope = "output", shape = true },
+  ["--bom"] = { key = "bom", arity = "flag", scope = "output", shape = true },
+  ["--limit"] = { key = "limit", arity = "value", scope = "output", shape = true },
   ["--subtotals"] = { key = "groups", arity = "flag", scope = "report" },
-  ["--grid"] = { key = "grid", arity = "optional", scope = "report" },
-  ["--key"] = { key = "key", arity = "value", scope = "run" },
+  ["--grid"] = { key = "grid", arity = "optional", scope = "report", shape = true },
+  ["--key"] = { key = "key", arity = "value", scope = "run", shape = true },
   ["--profile"] = { key = "profile", arity = "value", scope = "all" },
 }
 argv.OPTIONS = OPTIONS
@@ -107,6 +107,15 @@ local XLSX_COMMANDS = { run = true, fetch = true, query = true, export = true }
 function argv.changes(o)
   for _, spec in pairs(OPTIONS) do
     if spec.scope == "change" and o[spec.key] ~= nil then return true end
+  end
+  return false
+end
+
+-- Whether o holds an option whose checks are sfreports.cli.shape's (`shape = true` in
+-- OPTIONS): without one, that module is not loaded at all.
+function argv.shaped(o)
+  for _, spec in pairs(OPTIONS) do
+    if spec.shape and o[spec.key] ~= nil then return true end
   end
   return false
 end

@@ -13,6 +13,7 @@ local function run_options(o)
 end
 
 local type, ipairs, pairs, tostring, pcall, error = type, ipairs, pairs, tostring, pcall, error
+local setmetatable = setmetatable
 local format = string.format
 
 local EXIT = Session.EXIT
@@ -356,7 +357,8 @@ end
 function commands.dashboard(s, args)
   return require("sfreports.cli.dashboard").run(s, args)
 end
--- the report lifecycle commands (create, clone, save, delete-report, fields, operators)
-for name, fn in pairs(require "sfreports.cli.lifecycle") do commands[name] = fn end
+-- the report lifecycle commands (create, clone, save, delete-report, fields, operators),
+-- loaded when one of them runs
+setmetatable(commands, { __index = function(_, name) return require("sfreports.cli.lifecycle")[name] end })
 
 return commands

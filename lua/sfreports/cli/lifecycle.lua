@@ -1,7 +1,6 @@
 -- sfreports.cli.lifecycle: the commands that change reports (create, clone, save,
--- delete-report) or list what a report can use (fields, operators), and the summary output
--- of --groups (one line per group with the aggregates). sfreports.cli.commands takes these
--- functions as its own.
+-- delete-report) or list what a report can use (fields, operators). sfreports.cli.commands
+-- takes these functions as its own (loaded when one of them runs).
 local Session = require "sfreports.cli.output"
 local argv = require "sfreports.cli.argv"
 local syntax = require "sfreports.cli.syntax"
@@ -19,22 +18,6 @@ local function check_report_id(id, what)
   local ids = require "sfreports.ids"
   local ok, why = ids.check(id, what)
   if not ok then usage_error(why) end
-end
-
--- "--groups": the report's aggregates, one line per group, subtotal and grand total
--- (sfreports.summary). The aggregates cover every row even when the detail rows were cut
--- at 2,000, so a truncated report is not exit status 3 here; with --all the totals are
--- the first run's (they cover every row).
-function Session:write_summary(report)
-  local model = type(report.report) == "table" and report.report or report
-  local out, oerr = self:open_output()
-  if not out then return self:fail(oerr) end
-  local src = require("sfreports.summary").source(model)
-  local n, err = self:write_rows(src, out, self.o.raw)
-  if not n then return self:fail("cannot write the output: " .. tostring(err)) end
-  local ok, cerr = self:close_output()
-  if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
-  return EXIT.OK
 end
 
 -- A report's describe (from create, clone, save): its id on stdout (so that

@@ -94,9 +94,25 @@ function Session:write_xlsx(report)
   return writers.xlsx(report, self._tmp, wopts)
 end
 
+-- "--groups": the report's aggregates, one line per group, subtotal and grand total
+-- (sfreports.summary). The aggregates cover every row even when the detail rows were cut
+-- at 2,000, so a truncated report is not exit status 3 here; with --all the totals are
+-- the first run's (they cover every row).
+function Session:write_summary(report)
+  local model = type(report.report) == "table" and report.report or report
+  local out, oerr = self:open_output()
+  if not out then return self:fail(oerr) end
+  local src = require("sfreports.summary").source(model)
+  local n, err = self:write_rows(src, out, self.o.raw)
+  if not n then return self:fail("cannot write the output: " .. tostring(err)) end
+  local ok, cerr = self:close_output()
+  if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
+  return EXIT.OK
+end
+
 -- Writes a report's rows; exit 3 (with a warning naming the fix) when it is truncated.
 function Session:write_report(report, paged)
-  if self.o.groups then return self:write_summary(report) end -- sfreports.cli.lifecycle
+  if self.o.groups then return self:write_summary(report) end
   if self.o.grid then return self:write_grid(report) end
   if self.format == "xlsx" then
     local n, err = self:write_xlsx(report)

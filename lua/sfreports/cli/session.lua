@@ -284,10 +284,13 @@ function Session:client_options(sfreports)
     -- tokens issued by an auth flow (--org) are scrubbed from every message like SF_ACCESS_TOKEN
     on_token = function(token) self:add_secret(token) end }
   if self.o.api_version then opts.api_version = self.o.api_version end
-  -- -v, --trace-json, retries on a terminal (sfreports.cli.trace)
-  local hook, herr = require("sfreports.cli.trace").hook(self)
-  if herr then return nil, herr end
-  opts.on_request = hook
+  -- -v, --trace-json, retries on a terminal (sfreports.cli.trace; not loaded when none
+  -- of them can apply)
+  if self.o.verbose or self.o.trace_json or self:is_tty() then
+    local hook, herr = require("sfreports.cli.trace").hook(self)
+    if herr then return nil, herr end
+    opts.on_request = hook
+  end
   return opts
 end
 
