@@ -97,6 +97,7 @@ build = {
     ["sfreports.send"] = "lua/sfreports/send.lua",
     ["sfreports.sleep"] = "lua/sfreports/sleep.lua",
     ["sfreports.tmpname"] = "lua/sfreports/tmpname.lua",
+    ["sfreports.reuse"] = "lua/sfreports/reuse.lua",
     ["sfreports.transport"] = "lua/sfreports/transport.lua",
     ["sfreports.transport_ngx"] = "lua/sfreports/transport_ngx.lua",
     ["sfreports.many"] = "lua/sfreports/many.lua",
