@@ -1,3 +1,4 @@
+-- luacheck: globals ngx
 -- spec/support/serve_probe.lua: the handlers spec/serve_spec.lua runs in a real nginx
 -- (4 workers): sfreports.serve with the options of each location, and test helpers
 -- (a refresh lock left by a "dead" refresher, the key of a location's report).
