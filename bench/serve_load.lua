@@ -1,3 +1,4 @@
+-- luacheck: globals ngx
 -- bench/serve_load.lua: a small HTTP/1.1 load generator that runs inside its own nginx
 -- (cosockets, keep-alive), used by the `serve` scenario of bench/suite.lua: no load tool
 -- beyond Debian's nginx and its Lua module is needed.
@@ -5,7 +6,7 @@
 --   GET /load?port=P&path=/x&n=2000&c=8 -> {"requests":n,"seconds":s,"rps":r,"bytes":b,"errors":e}
 -- c connections each send GET path over and over (keep-alive, one request in flight per
 -- connection) until n requests have been answered; a body is read by its Content-Length.
-local ngx = ngx
+
 
 local M = {}
 

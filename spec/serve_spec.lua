@@ -273,3 +273,47 @@ describe("sfreports.serve in nginx (4 workers)", function()
     assert.equal(1, org:stats().async_runs) -- the instance was read again, not run again
   end)
 end)
+
+describe("the cached endpoint of examples/nginx", function()
+  local org, example
+
+  setup(function()
+    local root = nginx.root()
+    nginx.build_luajit_core(root)
+    org = fakeorg.start()
+    local ok, err = pcall(function()
+      example = nginx.start({ template = root .. "/examples/nginx/nginx.conf",
+        env = { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token },
+        vars = { SFREPORTS = root, CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt" } })
+    end)
+    if not ok then
+      org:stop()
+      error(err, 0)
+    end
+  end)
+  teardown(function()
+    if example then example:stop() end
+    if org then nginx.stop_orgs({ org }) end
+  end)
+
+  it("runs the report once, serves it from the cache, and takes only ?stage", function()
+    local path = "/cached/reports/" .. R.tabular_small.id
+    local s1, b1, h1 = example:request(path .. ".csv")
+    assert.equal(200, s1)
+    assert.equal("MISS", h1["x-cache"])
+    assert.equal("false", h1["x-report-truncated"])
+    local s2, b2, h2 = example:request(path .. ".csv?filters=x&raw=1")
+    assert.equal(200, s2)
+    assert.equal("HIT", h2["x-cache"])
+    assert.equal(b1, b2)
+    assert.equal(1, org:stats().sync_runs)
+    local s3, b3, h3 = example:request(path .. ".json?stage=Prospecting")
+    assert.equal(200, s3)
+    assert.equal("application/json", h3["content-type"])
+    local rows = fakeorg.decode(b3)
+    assert.is_true(#rows > 0 and #rows < R.tabular_small.rows)
+    for _, row in ipairs(rows) do assert.equal("Prospecting", row.STAGE_NAME) end
+    assert.equal(2, org:stats().sync_runs)
+    assert.is_nil(example:error_log():find(org.token, 1, true))
+  end)
+end)

@@ -22,8 +22,10 @@
 --                        merged over `run` (key `raw` sets the writers' raw mode); nil,
 --                        why answers 400 with why.
 --   async = false        run asynchronously (run_async with reuse = max_age, then wait)
---   client = nil         a client, or sfreports.new options; default sfreports.from_env()
---                        (SF_INSTANCE_URL, SF_ACCESS_TOKEN: nginx's `env` directive)
+--   client = nil         a client, or sfreports.new options (what they leave out comes from
+--                        the environment: sfreports.from_env(options)); default
+--                        sfreports.from_env(): SF_INSTANCE_URL, SF_ACCESS_TOKEN, passed to
+--                        the workers with nginx's `env` directive. A client is made per run.
 --   wait = 30            seconds a request for a missing entry waits for the one run
 --                        already going, before 503 with Retry-After
 --   timeout = 150        seconds a run may take (sync run, or async wait)
@@ -136,7 +138,7 @@ local function new_client(s)
   if type(c) == "table" then
     local o = {}
     for k, v in pairs(c) do o[k] = v end
-    local client, err = sfreports.new(o)
+    local client, err = sfreports.from_env(o) -- the environment fills what o leaves out
     return client, err, true
   end
   local client, err = sfreports.from_env()
@@ -285,6 +287,7 @@ end
 -- Bounded wait for the run another request (or worker) is making; takes the lock itself
 -- when the holder went away (lock expired or released without an entry).
 local function wait_for(ngx, s, key, id, run, raw)
+  ngx.update_time()
   local deadline = ngx.now() + s.wait
   local step = 0.02
   while true do
@@ -293,9 +296,10 @@ local function wait_for(ngx, s, key, id, run, raw)
     local failed = s.shm:get("err:" .. key)
     if failed then return fail_json(ngx, 502, failed, "the report could not be run") end
     if s.shm:add("l:" .. key, ngx.worker.pid(), s.lock_ttl) then return run_now(ngx, s, key, id, run, raw) end
+    ngx.update_time() -- ngx.now() is the event loop's cached time
     local left = deadline - ngx.now()
-    if left <= 0 then break end
-    ngx.sleep(min(step, left))
+    if left < 0.001 then break end -- timers have millisecond resolution: never sleep(0)
+    ngx.sleep(max(0.001, min(step, left)))
     step = min(step * 1.5, 0.5)
   end
   local ttl = s.shm.ttl and s.shm:ttl("l:" .. key)
