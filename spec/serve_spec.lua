@@ -29,6 +29,7 @@ http {
     lua_shared_dict sfreports 32m;
     lua_shared_dict tiny 64k;
     init_by_lua_block { require "sfreports.serve"; require "serve_probe" }
+    init_worker_by_lua_block { require("serve_probe").warm() }
     server {
         listen 127.0.0.1:{{PORT}} backlog=1024;
         location ~ ^/(?<loc>\w+)/(?<report_id>\w+)$ {
@@ -259,6 +260,14 @@ describe("sfreports.serve in nginx (4 workers)", function()
     local s3, _, h3 = srv:request("/short/" .. R.tabular_small.id)
     assert.equal(200, s3)
     assert.equal("STALE", h3["x-cache"])
+  end)
+
+  it("serve.schedule warms an entry before any visitor comes", function()
+    local status, body, h = srv:request("/warm/" .. R.summary_1.id)
+    assert.equal(200, status)
+    assert.equal("HIT", h["x-cache"])
+    assert.is_true(#body > 0)
+    assert.equal(0, org:stats().sync_runs) -- run by the schedule at start-up, before this test's reset
   end)
 
   it("async = true reuses a finished instance with the same metadata", function()
