@@ -586,44 +586,25 @@ function Client:limits(timeout)
 end
 
 -- reuse (sfreports.reuse)
-
--- run_async with { reuse = seconds }: a finished instance of this report run with the
--- same metadata by the current user within that many seconds is returned instead of
--- starting a run (inst.reused = true; inst:wait() returns its report without a request);
--- else a new run (inst.reuse_miss says why). Without `reuse`: the plain run_async above.
+-- run_async with { reuse = seconds }: a finished instance of the same run (metadata, user)
+-- that recent instead of a new run (inst.reused; inst:wait() returns its report at once).
 local run_async_fresh = Client.run_async
 function Client:run_async(report_id, opts)
   if type(opts) ~= "table" or (opts.reuse == nil and opts.owner == nil) then
     return run_async_fresh(self, report_id, opts)
   end
   options.check(opts, options.RUN, "run_async", 2, options.REUSE)
-  local reuse = require "sfreports.reuse"
-  local run, within, owner = reuse.split(opts, "reuse")
   local id, err = check_id(report_id, "report id")
   if not id then return nil, err end
-  local why
-  if within and within > 0 then
-    local inst
-    inst, why = reuse.reusable(self, id, run, within, owner)
-    if inst then return inst end
-  end
-  local fresh, ferr = run_async_fresh(self, id, run)
-  if not fresh then return nil, ferr end
-  reuse.learn_owner(self, fresh.owner_id)
-  fresh.reuse_miss = why
-  return fresh
+  return require("sfreports.reuse").run_async(self, run_async_fresh, id, opts)
 end
 
--- The newest finished instance of this report run with the same metadata (run options)
--- by the current user within opts.within seconds (default 24 hours): inst, report; false
--- when there is none; nil, err when looking failed.
+-- The newest such instance within opts.within seconds (24 h): inst, report | false | nil, err.
 function Client:latest(report_id, opts)
   opts = options.check(opts, options.RUN, "latest", 2, options.LATEST)
   local id, err = check_id(report_id, "report id")
   if not id then return nil, err end
-  local reuse = require "sfreports.reuse"
-  local run, within, owner = reuse.split(opts, "within")
-  return reuse.latest(self, id, run, within or reuse.DEFAULT_WITHIN, owner)
+  return require("sfreports.reuse").latest(self, id, opts)
 end
 
 M.Client = Client

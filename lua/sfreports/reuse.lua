@@ -310,9 +310,37 @@ function M.reusable(client, id, opts, within, owner)
   return inst
 end
 
--- client:latest: inst, report | false | nil, err.
-function M.latest(client, id, opts, within, owner)
-  local decoded, why = M.find(client, id, opts, within, owner)
+-- Splits the reuse options from run options: run options (a copy without them), the
+-- window, the owner.
+local function split(opts, window_key)
+  local run = {}
+  for k, v in pairs(opts) do run[k] = v end
+  local within, owner = run[window_key], run.owner
+  run[window_key], run.owner = nil, nil
+  return run, within, owner
+end
+
+-- client:run_async with opts.reuse (checked): a reused instance, else a new run made by
+-- fresh(client, id, run options) with inst.reuse_miss saying why. id: checked.
+function M.run_async(client, fresh, id, opts)
+  local run, within, owner = split(opts, "reuse")
+  local why
+  if within and within > 0 then
+    local inst
+    inst, why = M.reusable(client, id, run, within, owner)
+    if inst then return inst end
+  end
+  local inst, err = fresh(client, id, run)
+  if not inst then return nil, err end
+  M.learn_owner(client, inst.owner_id)
+  inst.reuse_miss = why
+  return inst
+end
+
+-- client:latest (opts checked): inst, report | false | nil, err.
+function M.latest(client, id, opts)
+  local run, within, owner = split(opts, "within")
+  local decoded, why = M.find(client, id, run, within or M.DEFAULT_WITHIN, owner)
   if decoded == nil then return nil, why end
   if decoded == false then return false end
   local report, rerr = require("sfreports.report").new(decoded)
@@ -320,16 +348,6 @@ function M.latest(client, id, opts, within, owner)
   local inst = require("sfreports.async").instance(client, id, decoded)
   inst.reused = true
   return inst, report
-end
-
--- Splits the reuse options from run options: run options (a copy without them), the
--- window, the owner.
-function M.split(opts, window_key)
-  local run = {}
-  for k, v in pairs(opts) do run[k] = v end
-  local within, owner = run[window_key], run.owner
-  run[window_key], run.owner = nil, nil
-  return run, within, owner
 end
 
 return M
