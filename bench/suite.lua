@@ -4,7 +4,7 @@
 -- (A B C A B C ...) after one warm-up run of each, and the suite prints medians and the
 -- ratios between contenders as Markdown tables, then the targets and whether each is met.
 --
---   lua5.4 bench/suite.lua [--reps N] [--quick] [--only sync,many,keepalive,hook,paging,xlsx]
+--   lua5.4 bench/suite.lua [--reps N] [--quick] [--only sync,many,keepalive,hook,paging,xlsx,serve]
 --                          [--delay D] [--markdown FILE]
 --
 -- What is measured, per run:
@@ -52,6 +52,7 @@ do
     local a = arg[i]
     if a == "--quick" then
       OPT.reps, OPT.ka_reps, OPT.many_reps, OPT.paging_reps, OPT.requests = 3, 1, 1, 1, 200
+      OPT.quick = true
     elseif a == "--only" then
       i = i + 1
       OPT.only = {}
@@ -500,6 +501,11 @@ local function main()
     if wanted("hook") then hook_scenario() end
     if wanted("paging") then paging_scenario() end
     if wanted("xlsx") then xlsx_scenario() end
+    if wanted("serve") then
+      package.path = here .. "/?.lua;" .. package.path
+      require("serve_bench").run({ out = out, table_md = table_md, check = check, org = ORG, root = ROOT,
+        here = here, reps = OPT.reps, quick = OPT.quick })
+    end
     out("### Targets")
     out()
     table_md({ "scenario", "target", "measured", "" }, RESULTS)

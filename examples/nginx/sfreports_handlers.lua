@@ -8,6 +8,9 @@
 --   POST /reports/<id>/runs              start an async run; JSON {id, status, ...}
 --   GET  /reports/<id>/runs/<iid>        status of an async run as JSON
 --   GET  /reports/<id>/runs/<iid>.csv    wait for the run (ngx.sleep) and stream CSV
+--   GET  /cached/reports/<id>.<fmt>      the report from the shared cache (sfreports.serve):
+--                                        csv|json|jsonl|xlsx; ?stage=<name> filters on
+--                                        STAGE_NAME (the only query option accepted)
 -- Query options: raw=1 (values instead of labels), details=0, timeout=<s> (waits), all=1.
 -- Never partial data presented as complete: a CSV answer carries `X-Report-Truncated:
 -- true` when Salesforce returned only part of the detail rows (2,000 of more), `false`
@@ -243,6 +246,26 @@ function M.run_csv(client_opts)
   local report, err = client:wait(known_instance(client), { timeout = o.timeout or 60 })
   if not report then return send_error(err) end
   return M.stream_csv(report, ngx.var.report_id .. "-" .. ngx.var.instance_id .. ".csv", o.raw)
+end
+
+-- The cached endpoint: sfreports.serve answers from the lua_shared_dict `sfreports`
+-- (ETag / 304, X-Report-Truncated, X-Cache: HIT | STALE | MISS | BYPASS) and runs the
+-- report at most once per refresh across all workers. Visitors may set only what `allow`
+-- lists: here one filter, checked by shape (any other parameter is ignored and does not
+-- make a new cache entry).
+M.CACHE = { max_age = 300, stale = 3600, wait = 30 }
+
+local function stage_filter(value)
+  if #value > 80 or value:find("[%c]") then return nil, "stage must be a short stage name" end
+  return { filters = require("sfreports.filters").eq("STAGE_NAME", value) }
+end
+
+function M.cached_report()
+  return require("sfreports.serve").report(ngx.var.report_id, {
+    format = ngx.var.fmt, max_age = M.CACHE.max_age, stale = M.CACHE.stale, wait = M.CACHE.wait,
+    allow = { stage = stage_filter },
+    client = { on_request = require("sfreports_log").on_request },
+  })
 end
 
 return M

@@ -250,6 +250,11 @@ end
 function M.wait(client, inst, opts)
   check_instance(inst, "wait")
   opts = check_wait_options(opts, "wait")
+  if inst.result ~= nil then -- a reused instance (sfreports.reuse): its report was read already
+    local report = inst.result
+    inst.result = nil
+    return report
+  end
   local sleep = M.sleeper(client, opts)
   local timeout = opts.timeout or M.DEFAULT_TIMEOUT
   local now = monotime()

@@ -585,6 +585,28 @@ function Client:limits(timeout)
   return decoded
 end
 
+-- reuse (sfreports.reuse)
+-- run_async with { reuse = seconds }: a finished instance of the same run (metadata, user)
+-- that recent instead of a new run (inst.reused; inst:wait() returns its report at once).
+local run_async_fresh = Client.run_async
+function Client:run_async(report_id, opts)
+  if type(opts) ~= "table" or (opts.reuse == nil and opts.owner == nil) then
+    return run_async_fresh(self, report_id, opts)
+  end
+  options.check(opts, options.RUN, "run_async", 2, options.REUSE)
+  local id, err = check_id(report_id, "report id")
+  if not id then return nil, err end
+  return require("sfreports.reuse").run_async(self, run_async_fresh, id, opts)
+end
+
+-- The newest such instance within opts.within seconds (24 h): inst, report | false | nil, err.
+function Client:latest(report_id, opts)
+  opts = options.check(opts, options.RUN, "latest", 2, options.LATEST)
+  local id, err = check_id(report_id, "report id")
+  if not id then return nil, err end
+  return require("sfreports.reuse").latest(self, id, opts)
+end
+
 M.Client = Client
 
 return M

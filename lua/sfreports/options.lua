@@ -51,6 +51,19 @@ M.RUN = {
   on_page = "function", concurrency = "number",
 }
 
+-- Recurring access (sfreports.reuse): run_async's `reuse` window (0: never reuse) and
+-- latest's `within`, in seconds (Salesforce keeps results 24 hours); `owner`: the current
+-- user's id, when the caller knows it (else it is asked once per client).
+M.REUSE = { reuse = { "number", min = 0, max = 86400 }, owner = "string" }
+M.LATEST = { within = { "number", above = 0, max = 86400 }, owner = "string" }
+
+-- sfreports.serve: serve.report / key / purge / schedule entries.
+M.SERVE = {
+  dict = "string", max_age = SECONDS, stale = WAIT_SECONDS, format = "string", raw = "boolean",
+  run = "table", allow = "table", async = "boolean", client = "table", wait = WAIT_SECONDS,
+  timeout = SECONDS, lock_ttl = SECONDS,
+}
+
 M.WAIT = {
   timeout = WAIT_SECONDS, poll_interval = SECONDS, poll_max = SECONDS,
   sleep = "function", yield = "boolean", delete = "boolean|string",

@@ -13,6 +13,7 @@ local xlsx = require "fakeorg.xlsx"
 local dashboards = require "fakeorg.dashboards"
 local reports = require "fakeorg.reports"
 local ids = require "sfreports.ids"
+local data = require "fakeorg.data"
 
 local ngx = ngx
 local null = util.null
@@ -314,6 +315,12 @@ function api.handle()
     return out.json(200, versions())
   end
   if uri == "/services/oauth2/token" then return oauth.token() end
+  if uri == "/services/oauth2/userinfo" then
+    -- the user every valid token stands for (owner of the instances it creates)
+    if not state.token_valid(bearer()) then return out.send(403, "Bad_OAuth_Token", "text/plain") end
+    return out.json(200, { user_id = instances.OWNER_ID, organization_id = "00DFk0000000001AAA",
+      preferred_username = "fake.user@example.com", name = data.owners[1].name })
+  end
   local version, rest = uri:match("^/services/data/v(%d+%.%d+)(/.*)$")
   if not version then return out.not_found() end
   if tonumber(version) < MIN_VERSION then

@@ -63,6 +63,12 @@ function HANDLERS.limit()
   return out.error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
 end
 
+-- 404 NOT_FOUND, as for an instance that expired (24 hours) or was deleted between the
+-- instance list and the fetch of its results.
+function HANDLERS.not_found()
+  return out.not_found()
+end
+
 function HANDLERS.server_error()
   return out.error(500, "UNKNOWN_EXCEPTION",
     "An unexpected error occurred. Please include this ErrorId if you contact support: 1234567890-12345 (-1234567890)")

@@ -15,6 +15,15 @@ local instances = {}
 local OWNER_ID = data.owners[1].id
 instances.OWNER_ID = OWNER_ID
 
+-- The user new instances belong to: data.owners[config instance_owner] (1, the user the
+-- access token and /services/oauth2/userinfo stand for; another one makes instances of
+-- "another user" for the specs of recurring access).
+function instances.owner_id()
+  local n = math.floor(tonumber(state.config("instance_owner")) or 1)
+  local owner = data.owners[n] or data.owners[1]
+  return owner.id
+end
+
 local function dict() return ngx.shared.fakeorg_instances end
 
 local function iso_time(t)
@@ -27,8 +36,10 @@ function instances.create(report, details, override)
   local id = data.make_id("0LG", 7000000 + n)
   local inst = {
     id = id, seq = n, report_id = report.id, report_key = report.key,
-    requested = ngx.now(), delay = state.config("async_delay"),
+    -- instance_backdate: the run looks requested that many seconds ago (old instances)
+    requested = ngx.now() - state.config("instance_backdate"), delay = state.config("async_delay"),
     details = details, override = override, mode = report.async or "normal",
+    owner = instances.owner_id(),
   }
   dict():set(id, util.encode(inst))
   instances.count_running()
@@ -80,7 +91,7 @@ function instances.summary(inst, base)
   local status, done = instances.status(inst)
   local finished = status == "Success" or status == "Error"
   return {
-    id = inst.id, status = status, ownerId = OWNER_ID, queryable = false,
+    id = inst.id, status = status, ownerId = inst.owner or OWNER_ID, queryable = false,
     hasDetailRows = inst.details, requestDate = iso_time(inst.requested),
     completionDate = finished and iso_time(done) or null,
     url = status == "Error" and null or (base .. "/reports/" .. inst.report_id .. "/instances/" .. inst.id),
@@ -90,7 +101,7 @@ end
 -- attributes of an instance result (type ReportInstance).
 function instances.attributes(inst, report)
   local s = instances.summary(inst, "")
-  return { type = "ReportInstance", id = inst.id, status = s.status, ownerId = OWNER_ID,
+  return { type = "ReportInstance", id = inst.id, status = s.status, ownerId = s.ownerId,
     completionDate = s.completionDate, requestDate = s.requestDate, reportId = report.id,
     reportName = report.name, queryable = false }
 end
