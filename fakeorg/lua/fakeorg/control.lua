@@ -98,7 +98,8 @@ local function data_changes()
     return fail("add_close_date must be YYYY-MM-DD")
   end
   local d = ngx.shared.fakeorg_state
-  local version = d:incr("datachg_version", 1, 0)
+  -- unique across resets (a worker's cached variant must never be taken for a new one)
+  local version = tostring(d:get("epoch") or 0) .. "." .. tostring(d:incr("datachg_version", 1, 0))
   d:set(changes_key(report.seed), util.encode({ version = version, add = body.add or 0,
     add_close_date = date, remove_every = body.remove_every or 0 }))
   return out.json(200, { ok = true, version = version })
