@@ -153,6 +153,26 @@ describe("run_all: planned ranges", function()
     assert.equal(19783, P.day_number("2024-03-01"))
   end)
 
+  it("the CLI's progress line: slices done / planned and rows so far, on a terminal only", function()
+    local progress = require "sfreports.cli.progress"
+    assert.equal("sfreports: --all: 3/15 slices, 4,500 rows",
+      progress.line({ slices = 15, slices_done = 3, rows = 4500, pages = 3 }, "planned"))
+    assert.equal("sfreports: --all: 2 pages, 1,234,567 rows",
+      progress.line({ slices = 0, slices_done = 0, rows = 1234567, pages = 2 }, "keyset"))
+    local written = {}
+    local function session(tty, quiet, flag)
+      return { o = { quiet = quiet, progress = flag }, is_tty = function() return tty end,
+        stderr = { write = function(_, ...) written[#written + 1] = table.concat({ ... }) end } }
+    end
+    assert.is_nil(progress.paging(session(true, true)))
+    assert.is_nil(progress.paging(session(false, false)))
+    local fn = progress.paging(session(true, false))
+    fn({ slices = 4, slices_done = 1, rows = 10, pages = 1 }, { strategy = "planned" }, false)
+    fn({ slices = 4, slices_done = 4, rows = 40, pages = 4 }, { strategy = "planned" }, true)
+    assert.same({ "\rsfreports: --all: 1/4 slices, 10 rows\027[K", "\rsfreports: --all: 4/4 slices, 40 rows\027[K\n" },
+      written)
+  end)
+
   it("the fake org counts rows per day, month and year of a date column", function()
     local total = 0
     for _, g in ipairs({ "Day", "Month", "Year" }) do

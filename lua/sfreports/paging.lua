@@ -19,8 +19,11 @@
 --
 -- Every page filter holds RAW values (currency amounts, ISO dates, numbers; never the
 -- locale label) and is ANDed onto the caller's filters with filters.merge (logic
--- renumbered and wrapped; the 20-filter cap holds). Two strategies:
---   keyset (TABULAR, default): sortBy the key, then `key >= last value seen`. Rows at the
+-- renumbered and wrapped; the 20-filter cap holds). Three strategies:
+--   planned (TABULAR with a date/datetime key, default; sfreports.paging.plan): a planning
+--     run counts the rows per day of the key, slices of <= 1,500 rows run in a sliding
+--     window of `concurrency`; falls back to keyset when the key cannot be planned.
+--   keyset (TABULAR): sortBy the key, then `key >= last value seen`. Rows at the
 --     boundary value were partly emitted already: they are dropped by a multiset of whole
 --     rows (every cell's value and label), so identical rows are neither lost nor doubled.
 --     A page holding a single key value that is still truncated is split on the next
@@ -28,7 +31,7 @@
 --   ranges (SUMMARY/MATRIX, default; or opts.strategy = "ranges"): a truncated slice is
 --     cut at quantiles of the key values it returned into ceil(RowCount / 1,500) slices
 --     (at least two; never fixed windows) and each slice is run again; slices run
---     concurrently through client:run_many (opts.concurrency, default 4; at most 20, the
+--     concurrently through client:run_many (opts.concurrency, default 8; at most 20, the
 --     API's concurrent sync limit) and are emitted in key order. A slice of one value
 --     moves to the next key. Summary/matrix rows keep their groups (value and label;
 --     `key` paths like "0_1" are per page). Keyset cannot page a summary: Salesforce
@@ -60,6 +63,7 @@ local rowset = require "sfreports.paging.rowset"
 local K = require "sfreports.paging.keys"
 local Paged = require "sfreports.paging.paged"
 local Plan = require "sfreports.paging.plan"
+local Many = require "sfreports.many"
 
 local type, pairs, ipairs, tostring, tonumber, setmetatable, error =
   type, pairs, ipairs, tostring, tonumber, setmetatable, error
@@ -154,8 +158,7 @@ function Pager:run_batch(items)
   end
   local ok, lerr = self:count_run(#items)
   if not ok then return nil, lerr end
-  local many = self.strategy == "planned" and Plan.run_many or self.client.run_many
-  local reports, errs = many(self.client, list, { max_concurrent_sync = self.concurrency })
+  local reports, errs = Plan.run_many(self.client, list, { max_concurrent_sync = self.concurrency })
   for i = 1, #items do
     if not reports[i] then return nil, errs[i] end
   end
@@ -341,6 +344,11 @@ function Pager:next_page()
     if item.kind == "page" then
       remove(work, 1)
       return item.page
+    elseif self.stream then
+      -- planned ranges: slices streamed in a sliding window (sfreports.paging.plan)
+      local page, err = Plan.next_page(self)
+      if err then return nil, err end
+      if page then return page end
     elseif item.kind == "keyset" then
       local page, err, sub = self:keyset_step(item)
       if err then return nil, err end
@@ -486,21 +494,6 @@ local function new_paged(first, strategy, keys, added, runs)
   }, Paged)
 end
 
--- The key of a planning run (sfreports.paging.plan), or nil when the run is not planned:
--- opts.strategy "planned", or none for a saved TABULAR report; the caller's first key
--- when it is a date or datetime, else (no key given) the first date or datetime detail
--- column that can page.
-local function planned_key(strategy, describe, base, keys)
-  local md = type(describe.reportMetadata) == "table" and describe.reportMetadata or {}
-  if strategy ~= "planned" and (strategy ~= nil or md.reportFormat ~= "TABULAR") then return nil end
-  local names = #keys > 0 and { keys[1] } or detail_columns(base, describe)
-  for _, name in ipairs(names) do
-    local why, c = K.unusable(describe, name)
-    if not why and Plan.plannable(c.dataType) then return c.name end
-  end
-  return nil
-end
-
 -- The pager behind `paged` (its keys and work are set by seed_work).
 local function new_pager(client, report_id, opts, base, paged)
   return setmetatable({
@@ -533,6 +526,10 @@ local function seed_work(pager, first, describe, keys, explicit, plan)
     pager.keys = keys
     pager.work = Plan.work(plan.groups, keys[1], M.SLICE_TARGET)
     pager.stats.slices = #pager.work
+    if pager.client.run_many then
+      pager.stream = Many.stream(pager.client, { max_concurrent_sync = pager.concurrency })
+      pager.inflight = 0
+    end
     return true
   end
   if #keys == 0 then
@@ -563,7 +560,8 @@ function M.run_all(client, report_id, opts)
   local added = add_key_columns(base, describe, keys)
 
   -- planned ranges: the first run and the planning run go out together
-  local plan_key = planned_key(opts.strategy, describe, base, keys)
+  local plan_key = Plan.key(opts.strategy, describe, #keys > 0 and { keys[1] } or detail_columns(base, describe),
+    K.unusable)
   local first, ferr, plan, perr, runs
   if plan_key then
     first, plan, perr, runs = Plan.first_and_plan(client, report_id, base, plan_key)
@@ -583,7 +581,7 @@ function M.run_all(client, report_id, opts)
   paged.plan, paged.plan_error = plan and { key = plan.key, granularity = plan.granularity,
     groups = #plan.groups, rows = plan.total } or nil, perr
   local pager = new_pager(client, report_id, opts, base, paged)
-  paged._pager = pager
+  paged._pager, paged.on_progress = pager, opts.on_progress
   local seeded, werr = seed_work(pager, first, describe, keys, explicit, plan)
   if not seeded then return nil, werr end
   if opts.on_page then

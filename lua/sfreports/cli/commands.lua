@@ -109,6 +109,7 @@ function commands.run(s, args)
     if o.async then
       usage_error("--all pages with synchronous runs (one per 2,000 rows); drop --async")
     end
+    ropts.on_progress = require("sfreports.cli.progress").paging(s)
     report, err = client:run_all(args[1], ropts)
     if not report then return s:fail_err(err) end
     local status = s:write_report(report, true)

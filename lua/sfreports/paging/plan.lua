@@ -42,6 +42,20 @@ function P.plannable(data_type)
   return DATE_TYPES[data_type] == true
 end
 
+-- The key of a planning run, or nil when the run is not planned: `strategy` "planned",
+-- or none for a saved TABULAR report; then the first of `names` (the caller's first key,
+-- else the detail columns) that can page (unusable(describe, name) -> why | nil, column)
+-- and is a date or datetime.
+function P.key(strategy, describe, names, unusable)
+  local md = type(describe.reportMetadata) == "table" and describe.reportMetadata or {}
+  if strategy ~= "planned" and (strategy ~= nil or md.reportFormat ~= "TABULAR") then return nil end
+  for _, name in ipairs(names) do
+    local why, c = unusable(describe, name)
+    if not why and P.plannable(c.dataType) then return c.name end
+  end
+  return nil
+end
+
 -- Days since 1970-01-01 of an ISO date (or the date part of a datetime), or nil.
 local function day_number(s)
   if type(s) ~= "string" then return nil end
@@ -207,6 +221,87 @@ function P.run_many(client, list, opts, on_wait)
     for j, i in ipairs(again) do reports[i], errs[i] = r2[j], e2[j] end
   end
   return reports, errs
+end
+
+-- Streaming the slices (a sliding window in key order). The leading "run"/"range" items
+-- of pager.work are put on pager.stream (sfreports.many.stream) as long as fewer than
+-- pager.concurrency are in flight or waiting to be taken, so later slices run while the
+-- caller reads the rows of earlier ones, and memory holds at most that many results.
+local function launch(pager)
+  local work = pager.work
+  for i = 1, #work do
+    if pager.inflight >= pager.concurrency then return true end
+    local w = work[i]
+    if w.kind ~= "run" and w.kind ~= "range" then return true end
+    if not w.ticket then
+      local md, err = pager:metadata(w.conds, pager.keys[w.level])
+      if not md then return nil, err end
+      local ok, lerr = pager:count_run()
+      if not ok then return nil, lerr end
+      w.entry = { id = pager.id, metadata = md }
+      w.ticket = pager.stream:add(w.entry)
+      pager.inflight = pager.inflight + 1
+    end
+  end
+  return true
+end
+
+-- The head item's result, waiting out `limit` errors: the item goes again after the
+-- retry policy's backoff (the other slices in flight go on; those refused too wait in
+-- turn), at most the client's `retries` times. Returns report | nil, err.
+local function take(pager, w)
+  local client = pager.client
+  local sender = type(client.sender) == "table" and client.sender or {}
+  local settings = type(client.settings) == "table" and client.settings or {}
+  while true do
+    local report, err = pager.stream:take(w.ticket)
+    pager.inflight = pager.inflight - 1
+    w.ticket = nil
+    if report then return report end
+    w.limit_tries = (w.limit_tries or 0) + 1
+    local wait = type(err) == "table" and err.kind == "limit" and w.limit_tries <= (tonumber(sender.retries) or 3)
+      and retry.delay(w.limit_tries, err, tonumber(sender.retry_base) or 0.5)
+    if not wait then return nil, err end
+    pager.stats.paused = (pager.stats.paused or 0) + 1
+    sleep.choose({}, settings.sleep)(wait)
+    w.ticket = pager.stream:add(w.entry)
+    pager.inflight = pager.inflight + 1
+  end
+end
+
+-- The next page of the planned work (its head is a "run" or "range" item): the head's
+-- rows when it came back complete, else it is cut (pager:split / pager:expand) and the
+-- new head is taken. Returns page | nil, err | nil, nil when the head is no longer a
+-- slice (the pager goes on with it).
+function P.next_page(pager)
+  local work = pager.work
+  while work[1] and (work[1].kind == "run" or work[1].kind == "range") do
+    local ok, lerr = launch(pager)
+    if not ok then return nil, lerr end
+    local w = work[1]
+    local r, err = take(pager, w)
+    if not r then return nil, err end
+    local stats = pager.stats
+    stats.slices_done = stats.slices_done + 1
+    table.remove(work, 1)
+    if r.all_data then
+      local page = pager:make_page(r, w, w.skips)
+      ok, lerr = launch(pager)
+      if not ok then return nil, lerr end
+      return page
+    end
+    local subs, serr
+    if w.kind == "range" then
+      stats.splits = stats.splits + 1
+      subs, serr = pager:split(w, r, w.lo, w.lo_open, w.hi, w.hi_open)
+    else
+      subs, serr = pager:expand(w, r)
+    end
+    if not subs then return nil, serr end
+    stats.slices = stats.slices + #subs
+    for i = #subs, 1, -1 do table.insert(work, 1, subs[i]) end
+  end
+  return nil, nil
 end
 
 -- Runs the caller's first run (metadata `base`) and the planning run on `key` together.
