@@ -269,6 +269,7 @@ describe("run_all: planned ranges", function()
     -- two runs were refused (not run), then ran after the pause: no error, every row
     assert.equal(paged.stats.runs, stats.sync_runs)
     assert.equal(paged.stats.runs + 2, stats.requests)
+    assert.equal(2, paged.stats.paused)
   end)
 
   it("max_runs counts the planning run", function()

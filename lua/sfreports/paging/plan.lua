@@ -224,13 +224,17 @@ function P.run_many(client, list, opts, on_wait)
 end
 
 -- Streaming the slices (a sliding window in key order). The leading "run"/"range" items
--- of pager.work are put on pager.stream (sfreports.many.stream) as long as fewer than
--- pager.concurrency are in flight or waiting to be taken, so later slices run while the
--- caller reads the rows of earlier ones, and memory holds at most that many results.
+-- of pager.work are queued on pager.stream (sfreports.many.stream, which keeps at most
+-- pager.concurrency of them running at the org and starts the next one the moment one
+-- finishes) as long as fewer than WINDOW x concurrency are queued, running or finished
+-- but not yet read: later slices run while the caller reads the rows of earlier ones,
+-- and memory holds at most that many results.
+P.WINDOW = 2
+
 local function launch(pager)
   local work = pager.work
   for i = 1, #work do
-    if pager.inflight >= pager.concurrency then return true end
+    if pager.inflight >= P.WINDOW * pager.concurrency then return true end
     local w = work[i]
     if w.kind ~= "run" and w.kind ~= "range" then return true end
     if not w.ticket then
