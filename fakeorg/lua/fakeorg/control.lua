@@ -52,8 +52,11 @@ local function fault()
   if body.path ~= nil and (type(body.path) ~= "string" or not pcall(string.find, "", body.path)) then
     return fail("path must be a Lua pattern")
   end
+  if body.match ~= nil and (type(body.match) ~= "string" or not pcall(string.find, "", body.match)) then
+    return fail("match must be a Lua pattern")
+  end
   if body.kind == "body" and type(body.body) ~= "string" then return fail("body must be a string") end
-  local def = { kind = body.kind, count = math.floor(count), path = body.path,
+  local def = { kind = body.kind, count = math.floor(count), path = body.path, match = body.match,
     seconds = body.seconds, bytes = body.bytes, after = tonumber(body.after), body = body.body }
   return out.json(200, { ok = true, id = state.add_fault(def) })
 end
