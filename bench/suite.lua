@@ -4,7 +4,7 @@
 -- (A B C A B C ...) after one warm-up run of each, and the suite prints medians and the
 -- ratios between contenders as Markdown tables, then the targets and whether each is met.
 --
---   lua5.4 bench/suite.lua [--reps N] [--quick] [--only sync,many,keepalive,hook,paging,xlsx,serve]
+--   lua5.4 bench/suite.lua [--reps N] [--quick] [--only sync,many,keepalive,hook,paging,plan,xlsx,serve]
 --                          [--delay D] [--markdown FILE]
 --
 -- What is measured, per run:
@@ -39,6 +39,8 @@ local OPT = {
   ka_reps = 7,        -- Keep-alive
   many_reps = 5,      -- Many
   paging_reps = 5,    -- Paging
+  plan_reps = 3,      -- Planned paging
+  plan_delay = 0.5,   -- Planned paging: server-side delay D of every sync run (seconds)
   delay = 1,          -- Many: server-side async delay D (seconds)
   many = 100,         -- Many: asynchronous runs
   requests = 1000,    -- Keep-alive: sequential requests
@@ -53,6 +55,7 @@ do
     if a == "--quick" then
       OPT.reps, OPT.ka_reps, OPT.many_reps, OPT.paging_reps, OPT.requests = 3, 1, 1, 1, 200
       OPT.quick = true
+      OPT.plan_reps = 1
     elseif a == "--only" then
       i = i + 1
       OPT.only = {}
@@ -102,7 +105,7 @@ local function interleave(contenders, reps)
   for _, c in ipairs(contenders) do
     local med = {}
     for _, k in ipairs({ "wall", "cpu", "rss_kb", "run_wall", "polls_mean", "polls_max",
-                         "connections", "requests" }) do
+                         "connections", "requests", "max_concurrent" }) do
       local col = {}
       for _, smp in ipairs(c.samples) do
         if smp[k] then col[#col + 1] = smp[k] end
@@ -444,6 +447,50 @@ local function paging_scenario()
 end
 
 ---------------------------------------------------------------------------------------
+-- Planned paging: run_all over 20,000 rows with every sync run taking D seconds on the
+-- server, planned ranges (a planning run, then slices 8 at a time) against keyset pages
+-- (one after another); the same process, CSV into a sink that discards. Also the same
+-- two with D = 0: what the rows cost without the wait (the fake org and the client's
+-- CPU on this machine), the part of the wall no concurrency can hide.
+
+local function plan_scenario()
+  local big = fakeorg.reports.tabular_20k
+  local D = OPT.plan_delay
+  local function contender(strategy, delay)
+    return { name = format("%s, D = %g s", strategy, delay), strategy = strategy, delay = delay,
+      run = function()
+        ORG:reset()
+        ORG:control("config", { sync_delay = delay })
+        local m = measure("lua5.4 " .. q(here .. "/plan_lua.lua") .. " " .. big.id .. " " .. strategy)
+        local st = ORG:stats()
+        m.requests, m.max_concurrent, m.runs = st.requests, st.max_concurrent, m.fields.runs
+        ORG:reset()
+        return m
+      end }
+  end
+  local contenders = { contender("keyset", D), contender("planned", D), contender("keyset", 0),
+    contender("planned", 0) }
+  interleave(contenders, OPT.plan_reps)
+  out(format("### Planned paging: run_all over %d rows (14 columns), every sync run delayed D = %g s", big.rows, D))
+  out()
+  out(format("Medians of %d interleaved runs after a warm-up (lua5.4, bench/plan_lua.lua: run_all, CSV to a sink"
+    .. " that discards). requests: API requests the fake org served; max in flight: the most it saw at once.",
+    OPT.plan_reps))
+  out()
+  local rows = {}
+  for _, c in ipairs(contenders) do
+    local m = c.med
+    rows[#rows + 1] = { c.name, format("%d", m.requests), format("%.0f", m.max_concurrent or 0),
+      format("%.2f", m.wall), format("%.2f", m.wall / (c.delay > 0 and c.delay or 1)), ms(m.cpu), mb(m.rss_kb) }
+  end
+  table_md({ "strategy", "requests", "max in flight", "wall s", "wall / D", "cpu ms", "peak RSS MB" }, rows)
+  local k, p = contenders[1].med, contenders[2].med
+  check("Planned paging", "wall, planned ≤ 0.35× keyset (D = 0.5 s)", p.wall / k.wall, 0.35)
+  check("Planned paging", "wall, planned ≤ 4 D", p.wall / D, 4, "%.2f D")
+  check("Planned paging", "peak RSS, planned ≤ 1.5× keyset", p.rss_kb / k.rss_kb, 1.5)
+end
+
+---------------------------------------------------------------------------------------
 -- xlsx: the native writer against the CSV writer (time), and --all into a workbook
 -- against --all into CSV (peak memory)
 
@@ -500,6 +547,7 @@ local function main()
     if wanted("keepalive") then keepalive_scenario() end
     if wanted("hook") then hook_scenario() end
     if wanted("paging") then paging_scenario() end
+    if wanted("plan") then plan_scenario() end
     if wanted("xlsx") then xlsx_scenario() end
     if wanted("serve") then
       package.path = here .. "/?.lua;" .. package.path

@@ -177,13 +177,14 @@ describe("sfreports -v, --trace-json, retries and summaries", function()
   end)
 
   it("--timeout is the whole command's budget, not each request's", function()
-    local r = sfr({ "run", R.tabular_5k.id, "--all", "-o", tmp .. "/t.csv" })
+    local r = sfr({ "run", R.tabular_20k.id, "--all", "-o", tmp .. "/t.csv" })
     assert.equal(0, r.code, r.err)
     local runs = org:stats().sync_runs -- what the whole pull takes
     org:reset()
-    org:control("config", { sync_delay = 0.5 })
-    -- each run takes 0.5 s or more: all of them cannot fit in 1 s, though each one would
-    r = sfr({ "run", R.tabular_5k.id, "--all", "--timeout", "1", "-o", tmp .. "/t.csv" })
+    org:control("config", { sync_delay = 0.8 })
+    -- each run takes 0.8 s or more: the first run (with the planning run beside it), then
+    -- two waves of slices (8 at a time), cannot fit in 1 s, though each one would
+    r = sfr({ "run", R.tabular_20k.id, "--all", "--timeout", "1", "-o", tmp .. "/t.csv" })
     assert.equal(1, r.code)
     assert.matches("[Tt]ime", r.err)
     assert.is_true(org:stats().sync_runs < runs)

@@ -104,6 +104,7 @@ describe("run_all: every row past the 2,000-row cap", function()
 
   it("tabular, 20,000 rows, caller's filters and logic, automatic key (keyset)", function()
     local opts = caller_filters()
+    opts.strategy = "keyset" -- the default is planned ranges (spec/paging_plan_spec.lua)
     local paged = assert(client:run_all(R.tabular_20k.id, opts))
     assert.is_false(paged.report.all_data)
     assert.equal("keyset", paged.strategy)
@@ -135,7 +136,7 @@ describe("run_all: every row past the 2,000-row cap", function()
   end)
 
   it("a non-unique key only (CLOSE_DATE): ties at every boundary, none lost or repeated", function()
-    local paged = assert(client:run_all(R.tabular_5k.id, { key = { "CLOSE_DATE" } }))
+    local paged = assert(client:run_all(R.tabular_5k.id, { key = { "CLOSE_DATE" }, strategy = "keyset" }))
     assert.same({ "CLOSE_DATE" }, paged.keys)
     assert_complete(paged, R.tabular_5k.id, nil)
     assert.is_true(paged.stats.duplicates > 0, "expected boundary rows seen twice and dropped")
@@ -231,7 +232,7 @@ describe("run_all: every row past the 2,000-row cap", function()
   end)
 
   it("a complete report is one page", function()
-    local paged = assert(client:run_all(R.tabular_small.id))
+    local paged = assert(client:run_all(R.tabular_small.id, { strategy = "keyset" }))
     local n = 0
     for _ in paged:rows() do n = n + 1 end
     assert.equal(40, n)

@@ -372,26 +372,73 @@ function Run:next_due()
   return t
 end
 
-function Run:loop()
-  while self.open > 0 do
-    local now = monotime()
-    self:launch(now)
-    if self.open == 0 then break end
-    local wake = self:next_due()
-    local wait = max(MIN_SLEEP, wake - now)
-    if #self.inflight > 0 then
-      if self.blocking then
-        -- The engine is the sleeper: it returns as soon as a transfer moves.
-        self:drive(min(wait, 1))
-      elseif self:drive(0) == 0 then
-        self.sleep(min(wait, M.SLICE))
-      end
-    elseif wake < huge then
-      self.sleep(wait)
-    else
-      error("sfreports: run_many has nothing in flight and nothing due (a bug)")
+-- One turn of the loop: starts what may start, then waits for activity or what is due.
+function Run:step()
+  local now = monotime()
+  self:launch(now)
+  if self.open == 0 then return end
+  local wake = self:next_due()
+  local wait = max(MIN_SLEEP, wake - now)
+  if #self.inflight > 0 then
+    if self.blocking then
+      -- The engine is the sleeper: it returns as soon as a transfer moves.
+      self:drive(min(wait, 1))
+    elseif self:drive(0) == 0 then
+      self.sleep(min(wait, M.SLICE))
     end
+  elseif wake < huge then
+    self.sleep(wait)
+  else
+    error("sfreports: run_many has nothing in flight and nothing due (a bug)")
   end
+end
+
+function Run:loop()
+  while self.open > 0 do self:step() end
+end
+
+-- run_many taken one result at a time (sfreports.paging.plan streams its slices so):
+-- M.stream(client, opts) -> stream (opts as run_many's); stream:add(entry) -> index: the
+-- entry is queued and starts at once when the limits leave room; stream:take(index) ->
+-- report | nil, err: drives the engine until that entry has finished (the others stay in
+-- flight and may finish meanwhile; their results wait for their take), then forgets it.
+local Stream = {}
+Stream.__index = Stream
+
+function M.stream(client, opts)
+  opts = options.check(opts, options.MANY, "run_many", 2, options.RUN)
+  local defaults = {}
+  for k, v in pairs(opts) do
+    if not options.MANY[k] then defaults[k] = v end
+  end
+  return setmetatable({ run = new_run(client, {}, opts, {}, {}), defaults = defaults, n = 0 }, Stream)
+end
+
+function Stream:add(entry)
+  local i, run, errs = self.n + 1, self.run, {}
+  self.n = i
+  local item = make_items({ entry }, self.defaults, errs)[1]
+  if not item then
+    run.errs[i] = errs[1]
+    return i
+  end
+  item.index = i
+  local q = item.async and run.async_queue or run.sync_queue
+  q[#q + 1] = item
+  run.open = run.open + 1
+  run:launch(monotime())
+  return i
+end
+
+function Stream:take(i)
+  local run = self.run
+  while run.reports[i] == nil and run.errs[i] == nil do
+    if run.open <= 0 then error("sfreports: stream:take of an entry never added", 2) end
+    run:step()
+  end
+  local report, err = run.reports[i], run.errs[i]
+  run.reports[i], run.errs[i] = nil, nil
+  return report, err
 end
 
 -- Runs many reports with their requests in flight together. list: report ids or tables

@@ -87,6 +87,7 @@ M.RUN_ALL = {
   aggregates = "table", replace_aggregates = "boolean|table",
   key = "string|table", strategy = "string", concurrency = { "number", integer = true, min = 1, max = 1e6 },
   on_page = "function", max_runs = { "number", integer = true, min = 1, max = 1e6 },
+  on_progress = "function",
 }
 
 -- Options of run_many itself (the rest are run options, defaults for every entry).

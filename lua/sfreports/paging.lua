@@ -19,8 +19,11 @@
 --
 -- Every page filter holds RAW values (currency amounts, ISO dates, numbers; never the
 -- locale label) and is ANDed onto the caller's filters with filters.merge (logic
--- renumbered and wrapped; the 20-filter cap holds). Two strategies:
---   keyset (TABULAR, default): sortBy the key, then `key >= last value seen`. Rows at the
+-- renumbered and wrapped; the 20-filter cap holds). Three strategies:
+--   planned (TABULAR with a date/datetime key, default; sfreports.paging.plan): a planning
+--     run counts the rows per day of the key, slices of <= 1,500 rows run in a sliding
+--     window of `concurrency`; falls back to keyset when the key cannot be planned.
+--   keyset (TABULAR): sortBy the key, then `key >= last value seen`. Rows at the
 --     boundary value were partly emitted already: they are dropped by a multiset of whole
 --     rows (every cell's value and label), so identical rows are neither lost nor doubled.
 --     A page holding a single key value that is still truncated is split on the next
@@ -28,7 +31,7 @@
 --   ranges (SUMMARY/MATRIX, default; or opts.strategy = "ranges"): a truncated slice is
 --     cut at quantiles of the key values it returned into ceil(RowCount / 1,500) slices
 --     (at least two; never fixed windows) and each slice is run again; slices run
---     concurrently through client:run_many (opts.concurrency, default 4; at most 20, the
+--     concurrently through client:run_many (opts.concurrency, default 8; at most 20, the
 --     API's concurrent sync limit) and are emitted in key order. A slice of one value
 --     moves to the next key. Summary/matrix rows keep their groups (value and label;
 --     `key` paths like "0_1" are per page). Keyset cannot page a summary: Salesforce
@@ -59,6 +62,8 @@ local json = require "sfreports.json"
 local rowset = require "sfreports.paging.rowset"
 local K = require "sfreports.paging.keys"
 local Paged = require "sfreports.paging.paged"
+local Plan = require "sfreports.paging.plan"
+local Many = require "sfreports.many"
 
 local type, pairs, ipairs, tostring, tonumber, setmetatable, error =
   type, pairs, ipairs, tostring, tonumber, setmetatable, error
@@ -75,7 +80,7 @@ M.Paged = Paged
 
 M.ROW_LIMIT = 2000          -- detail rows per run (§8)
 M.SLICE_TARGET = 1500       -- rows aimed at per range slice (margin under the cap)
-M.DEFAULT_CONCURRENCY = 4
+M.DEFAULT_CONCURRENCY = 8
 M.MAX_CONCURRENCY = 20      -- concurrent synchronous runs per org (§8)
 M.DEFAULT_MAX_RUNS = 500    -- synchronous runs per org per hour (§8)
 
@@ -153,7 +158,7 @@ function Pager:run_batch(items)
   end
   local ok, lerr = self:count_run(#items)
   if not ok then return nil, lerr end
-  local reports, errs = self.client:run_many(list, { max_concurrent_sync = self.concurrency })
+  local reports, errs = Plan.run_many(self.client, list, { max_concurrent_sync = self.concurrency })
   for i = 1, #items do
     if not reports[i] then return nil, errs[i] end
   end
@@ -339,6 +344,11 @@ function Pager:next_page()
     if item.kind == "page" then
       remove(work, 1)
       return item.page
+    elseif self.stream then
+      -- planned ranges: slices streamed in a sliding window (sfreports.paging.plan)
+      local page, err = Plan.next_page(self)
+      if err then return nil, err end
+      if page then return page end
     elseif item.kind == "keyset" then
       local page, err, sub = self:keyset_step(item)
       if err then return nil, err end
@@ -358,6 +368,7 @@ function Pager:next_page()
       local replaced = {}
       for i, w in ipairs(batch) do
         local r = reports[i]
+        self.stats.slices_done = self.stats.slices_done + 1
         if r.all_data then
           replaced[#replaced + 1] = { kind = "page", page = self:make_page(r, w, w.skips) }
         else
@@ -369,6 +380,7 @@ function Pager:next_page()
             subs, serr = self:expand(w, r)
           end
           if not subs then return nil, serr end
+          self.stats.slices = self.stats.slices + #subs
           for _, s in ipairs(subs) do replaced[#replaced + 1] = s end
         end
       end
@@ -394,8 +406,9 @@ local function check_options(opts)
   end
   opts = options.check(opts, options.RUN_ALL, "run_all", 2)
   if opts.details == false then error("sfreports: run_all returns detail rows; details = false cannot apply", 3) end
-  if opts.strategy ~= nil and opts.strategy ~= "keyset" and opts.strategy ~= "ranges" then
-    error("sfreports: run_all strategy must be \"keyset\" or \"ranges\"", 3)
+  local st = opts.strategy
+  if st ~= nil and st ~= "keyset" and st ~= "ranges" and st ~= "planned" then
+    error("sfreports: run_all strategy must be \"planned\", \"keyset\" or \"ranges\"", 3)
   end
   if type(opts.key) == "table" then
     if #opts.key == 0 then error("sfreports: run_all key must name at least one column", 3) end
@@ -473,10 +486,11 @@ local function check_pageable(first, report_id)
   return true
 end
 
-local function new_paged(first, strategy, keys, added)
+local function new_paged(first, strategy, keys, added, runs)
   return setmetatable({
     report = first, all_data = false, error = nil, strategy = strategy, keys = keys,
-    added_columns = added, stats = { runs = 1, pages = 0, rows = 0, duplicates = 0, splits = 0 },
+    added_columns = added, stats = { runs = runs or 1, pages = 0, rows = 0, duplicates = 0, splits = 0,
+      slices = 0, slices_done = 0 },
   }, Paged)
 end
 
@@ -484,7 +498,8 @@ end
 local function new_pager(client, report_id, opts, base, paged)
   return setmetatable({
     client = client, id = report_id, base = base, strategy = paged.strategy, stats = paged.stats,
-    concurrency = min(opts.concurrency or M.DEFAULT_CONCURRENCY, M.MAX_CONCURRENCY),
+    concurrency = min(opts.concurrency or M.DEFAULT_CONCURRENCY, M.MAX_CONCURRENCY,
+      type(client.settings) == "table" and tonumber(client.settings.max_concurrent_sync) or M.MAX_CONCURRENCY),
     max_runs = opts.max_runs or M.DEFAULT_MAX_RUNS, work = {},
   }, Pager)
 end
@@ -500,12 +515,23 @@ end
 -- The pager's first work: the first run as the only page when it is complete; else the
 -- items that split it on the keys (the caller's list as given, or completed by ranking).
 -- True, or nil and the error (a `limit` one when there is no key at all).
-local function seed_work(pager, first, describe, keys, explicit)
+local function seed_work(pager, first, describe, keys, explicit, plan)
   if first.all_data then
     pager.work[1] = { kind = "page", page = pager:make_page(first, { conds = {}, level = 1 }) }
     return true
   end
   if not explicit then add_ranked_keys(keys, describe, pager.base, first) end
+  if plan then
+    -- planned ranges (sfreports.paging.plan): the slices of the plan, blank keys first
+    pager.keys = keys
+    pager.work = Plan.work(plan.groups, keys[1], M.SLICE_TARGET)
+    pager.stats.slices = #pager.work
+    if pager.client.run_many then
+      pager.stream = Many.stream(pager.client, { max_concurrent_sync = pager.concurrency })
+      pager.inflight = 0
+    end
+    return true
+  end
   if #keys == 0 then
     return nil, limit_error("the report returns more than 2,000 rows and has no column to page on "
       .. "(a filterable date, datetime, number, percent or currency column); add one with opts.key",
@@ -533,17 +559,30 @@ function M.run_all(client, report_id, opts)
   if not keys then return nil, kerr end
   local added = add_key_columns(base, describe, keys)
 
-  local first, ferr = client:run_sync(report_id, { metadata = base })
-  if not first then return nil, ferr end
-  local strategy, serr = choose_strategy(opts.strategy, first.format)
+  -- planned ranges: the first run and the planning run go out together
+  local plan_key = Plan.key(opts.strategy, describe, #keys > 0 and { keys[1] } or detail_columns(base, describe),
+    K.unusable)
+  local first, ferr, plan, perr, runs
+  if plan_key then
+    first, plan, perr, runs = Plan.first_and_plan(client, report_id, base, plan_key)
+    if not first then return nil, plan end
+    if plan and #keys == 0 then keys[1] = plan_key end
+  else
+    first, ferr = client:run_sync(report_id, { metadata = base })
+    if not first then return nil, ferr end
+  end
+  local strategy, serr = choose_strategy(opts.strategy ~= "planned" and opts.strategy or nil, first.format)
   if not strategy then return nil, serr end
+  if plan then strategy = "planned" end
   local ok, jerr = check_pageable(first, report_id)
   if not ok then return nil, jerr end
 
-  local paged = new_paged(first, strategy, keys, added)
+  local paged = new_paged(first, strategy, keys, added, runs)
+  paged.plan, paged.plan_error = plan and { key = plan.key, granularity = plan.granularity,
+    groups = #plan.groups, rows = plan.total } or nil, perr
   local pager = new_pager(client, report_id, opts, base, paged)
-  paged._pager = pager
-  local seeded, werr = seed_work(pager, first, describe, keys, explicit)
+  paged._pager, paged.on_progress = pager, opts.on_progress
+  local seeded, werr = seed_work(pager, first, describe, keys, explicit, plan)
   if not seeded then return nil, werr end
   if opts.on_page then
     local done, err = paged:each_page(opts.on_page)

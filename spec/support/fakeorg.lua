@@ -18,6 +18,7 @@ fakeorg.reports = {
   tabular_wide = { id = "00OFk00000A0002MAB", format = "TABULAR", rows = 2000 },
   tabular_5k = { id = "00OFk00000A0003MAB", format = "TABULAR", rows = 5000 },
   tabular_20k = { id = "00OFk00000A0004MAB", format = "TABULAR", rows = 20000 },
+  tabular_100k = { id = "00OFk00000A0005MAB", format = "TABULAR", rows = 100000 },
   summary_1 = { id = "00OFk00000B0001MAB", format = "SUMMARY", rows = 120 },
   summary_3 = { id = "00OFk00000B0002MAB", format = "SUMMARY", rows = 1500 },
   summary_5k = { id = "00OFk00000B0003MAB", format = "SUMMARY", rows = 5000 },

@@ -309,7 +309,10 @@ end
 function api.handle()
   local uri = ngx.var.uri
   state.request_started(uri)
-  local fault = state.take_fault(ngx.var.request_uri)
+  local fault = state.take_fault(ngx.var.request_uri, function()
+    ngx.req.read_body()
+    return ngx.req.get_body_data()
+  end)
   if fault then return faults.serve(fault) end
   if uri == "/services/data" or uri == "/services/data/" then
     return out.json(200, versions())

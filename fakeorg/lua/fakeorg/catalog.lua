@@ -33,6 +33,7 @@ local REPORTS = {
   { "tabular_wide", "00OFk00000A0002", "Wide Opportunity Export", "TABULAR", 12, 2000, WIDE_COLUMNS },
   { "tabular_5k", "00OFk00000A0003", "Opportunities 5k", "TABULAR", 13, 5000, MEDIUM_COLUMNS },
   { "tabular_20k", "00OFk00000A0004", "Opportunities 20k", "TABULAR", 14, 20000, MEDIUM_COLUMNS },
+  { "tabular_100k", "00OFk00000A0005", "Opportunities 100k", "TABULAR", 15, 100000, MEDIUM_COLUMNS },
   { "summary_1", "00OFk00000B0001", "Pipeline by Stage", "SUMMARY", 21, 120, GROUPED_COLUMNS,
     { groupingsDown = { g("STAGE_NAME") } } },
   { "summary_3", "00OFk00000B0002", "Pipeline by Type, Stage and Lead Source", "SUMMARY", 22, 1500,

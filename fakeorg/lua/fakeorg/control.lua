@@ -6,6 +6,8 @@ local out = require "fakeorg.out"
 local faults = require "fakeorg.faults"
 local oauth = require "fakeorg.oauth"
 local reports = require "fakeorg.reports"
+local data = require "fakeorg.data"
+local catalog = require "fakeorg.catalog"
 
 local ngx = ngx
 
@@ -50,8 +52,11 @@ local function fault()
   if body.path ~= nil and (type(body.path) ~= "string" or not pcall(string.find, "", body.path)) then
     return fail("path must be a Lua pattern")
   end
+  if body.match ~= nil and (type(body.match) ~= "string" or not pcall(string.find, "", body.match)) then
+    return fail("match must be a Lua pattern")
+  end
   if body.kind == "body" and type(body.body) ~= "string" then return fail("body must be a string") end
-  local def = { kind = body.kind, count = math.floor(count), path = body.path,
+  local def = { kind = body.kind, count = math.floor(count), path = body.path, match = body.match,
     seconds = body.seconds, bytes = body.bytes, after = tonumber(body.after), body = body.body }
   return out.json(200, { ok = true, id = state.add_fault(def) })
 end
@@ -68,7 +73,43 @@ local function oauth_config(method)
   return out.json(200, { ok = true, oauth = oauth.summary() })
 end
 
+-- The changes made to a catalog report's data set (POST /__fake/data), shared by the
+-- workers; a reset forgets them.
+local function changes_key(seed) return "datachg:" .. seed end
+
+data.changes_of = function(seed)
+  local text = ngx.shared.fakeorg_state:get(changes_key(seed))
+  return text and util.decode(text) or nil
+end
+
+-- POST {"report": key or id, "add": n, "add_close_date": "YYYY-MM-DD", "remove_every": k}:
+-- the report's rows become the generated ones without every k-th (by position), plus n
+-- more records (close date add_close_date when given). Each POST replaces the last.
+local function data_changes()
+  local body = body_table()
+  if not body then return fail("body must be a JSON object") end
+  local report = type(body.report) == "string" and (catalog.by_key[body.report] or catalog.find(body.report))
+  if not report or not report.seed then return fail("report must name a catalog report") end
+  for _, k in ipairs({ "add", "remove_every" }) do
+    local v = body[k]
+    if v ~= nil and (type(v) ~= "number" or v < 0 or v ~= math.floor(v)) then
+      return fail(k .. " must be a non-negative integer")
+    end
+  end
+  local date = body.add_close_date
+  if date ~= nil and (type(date) ~= "string" or not date:match("^%d%d%d%d%-%d%d%-%d%d$")) then
+    return fail("add_close_date must be YYYY-MM-DD")
+  end
+  local d = ngx.shared.fakeorg_state
+  -- unique across resets (a worker's cached variant must never be taken for a new one)
+  local version = tostring(d:get("epoch") or 0) .. "." .. tostring(d:incr("datachg_version", 1, 0))
+  d:set(changes_key(report.seed), util.encode({ version = version, add = body.add or 0,
+    add_close_date = date, remove_every = body.remove_every or 0 }))
+  return out.json(200, { ok = true, version = version })
+end
+
 local ROUTES = {
+  ["/__fake/data"] = data_changes,
   ["/__fake/ping"] = function() return out.json(200, { ok = true }) end,
   ["/__fake/config"] = config,
   ["/__fake/fault"] = fault,

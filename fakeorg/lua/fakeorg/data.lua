@@ -221,6 +221,39 @@ function data.dataset(seed, size)
   return rows
 end
 
+-- Changes to a data set made through POST /__fake/data (shared by the workers; the
+-- nginx side sets data.changes_of(seed) -> { version, add, add_close_date, remove_every }
+-- or nil). Outside nginx there are none.
+data.changes_of = function() return nil end
+
+local variants = {}
+
+-- The rows of a data set as they are now: the generated ones, without every
+-- remove_every-th one (by position), plus `add` more records (positions size+1...),
+-- whose close date is add_close_date when given. Cached per change version.
+function data.current(seed, size)
+  local ch = data.changes_of(seed)
+  if not ch then return data.dataset(seed, size) end
+  local key = seed .. ":" .. size .. ":" .. tostring(ch.version)
+  local rows = variants[key]
+  if rows then return rows end
+  for k in pairs(variants) do
+    if k:match("^" .. seed .. ":" .. size .. ":") then variants[k] = nil end
+  end
+  rows = {}
+  local every = tonumber(ch.remove_every) or 0
+  for i, rec in ipairs(data.dataset(seed, size)) do
+    if every < 1 or i % every ~= 0 then rows[#rows + 1] = rec end
+  end
+  for k = 1, tonumber(ch.add) or 0 do
+    local rec = data.record(seed, size + k)
+    if ch.add_close_date then rec.CLOSE_DATE = ch.add_close_date end
+    rows[#rows + 1] = rec
+  end
+  variants[key] = rows
+  return rows
+end
+
 local function percent_label(v)
   return util.number_label(v, v == math.floor(v) and 0 or 2) .. "%"
 end

@@ -283,6 +283,14 @@ function engine.plan(base, override)
   plan.across, err = parse_groupings(pick(override, "groupingsAcross", base.groupingsAcross), "groupingsAcross", 2)
   if not plan.across then return nil, err end
   plan.format = base.query and "TABULAR" or base.format
+  local run_format = override and override.reportFormat
+  if not base.query and present(run_format) and run_format ~= base.format and base.format ~= "MULTI_BLOCK" then
+    -- a run may change the format (e.g. a tabular report run as a summary to count rows)
+    if run_format ~= "TABULAR" and run_format ~= "SUMMARY" and run_format ~= "MATRIX" then
+      return bad(("The report format %s is not valid for a run."):format(tostring(run_format)))
+    end
+    plan.format = run_format
+  end
   if base.query then
     if #plan.down > 0 then plan.format = #plan.across > 0 and "MATRIX" or "SUMMARY" end
   elseif plan.format == "TABULAR" and (#plan.down > 0 or #plan.across > 0) then
@@ -335,7 +343,7 @@ end
 
 local function select_rows(plan)
   local base = plan.base
-  local all = data.dataset(base.seed, base.size)
+  local all = data.current(base.seed, base.size)
   local pred, date_pred = plan.pred, plan.date_pred
   local out = {}
   for _, rec in ipairs(all) do

@@ -100,8 +100,9 @@ function state.add_fault(def)
   return n
 end
 
--- Takes one matching fault (consuming one count), or nil.
-function state.take_fault(uri)
+-- Takes one matching fault (consuming one count), or nil. body() gives the request body
+-- text (read only for a fault with a `match` pattern).
+function state.take_fault(uri, body)
   local d = dict()
   local order = d:get("fault_order")
   if not order then return nil end
@@ -109,7 +110,8 @@ function state.take_fault(uri)
     local left = d:get("left:" .. n)
     if left and left > 0 then
       local def = util.decode(d:get("fault:" .. n))
-      if def and (not def.path or uri:find(def.path)) then
+      if def and (not def.path or uri:find(def.path))
+          and (not def.match or ((body and body() or ""):find(def.match)) ~= nil) then
         -- `after`: let that many matching requests through before the fault starts
         if (d:incr("skip:" .. n, -1, 0) or -1) >= 0 then return nil end
         local remaining = d:incr("left:" .. n, -1)

@@ -53,15 +53,14 @@ function Session:paging_progress(paged)
   local stderr, core = self.stderr, require "sfreports.core"
   local clock = self.clock or core.monotime
   local start, last_pages, shown = clock(), -1, false
-  local thousands = require("sfreports.cli.trace").thousands
+  local line_of = require("sfreports.cli.progress").line
   return function(final)
     local st = paged.stats
     if not final and st.pages == last_pages then return end
     last_pages = st.pages
     if final and not shown then return end
     shown = true
-    local line = format("sfreports: --all: %s rows, %d page%s, %d report run%s, %.1f s", thousands(st.rows),
-      st.pages, st.pages == 1 and "" or "s", st.runs or 0, (st.runs or 0) == 1 and "" or "s", clock() - start)
+    local line = line_of(st.rows, st, paged.strategy, clock() - start)
     if tty then
       stderr:write("\r", line, "\027[K", final and "\n" or "")
     elseif not final then

@@ -23,6 +23,7 @@ function Paged:next_page()
       return nil, err
     end
     self.all_data = true
+    if self.on_progress then self.on_progress(self.stats, self, true) end
     return nil
   end
   self.stats.pages = self.stats.pages + 1
@@ -30,6 +31,8 @@ function Paged:next_page()
     self.stats.rows = self.stats.rows + 1
     row.index = self.stats.rows
   end
+  -- opts.on_progress(stats, paged, final): after each page, and once at the end
+  if self.on_progress then self.on_progress(self.stats, self, false) end
   return page
 end
 
