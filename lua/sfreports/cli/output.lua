@@ -102,12 +102,24 @@ function Session:write_summary(report)
   local model = type(report.report) == "table" and report.report or report
   local out, oerr = self:open_output()
   if not out then return self:fail(oerr) end
-  local src = require("sfreports.summary").source(model)
+  return self:write_source(require("sfreports.summary").source(model), out)
+end
+
+-- Writes a row source (aggregates, a grid) to the opened output: EXIT.OK, or a failure.
+function Session:write_source(src, out)
   local n, err = self:write_rows(src, out, self.o.raw)
   if not n then return self:fail("cannot write the output: " .. tostring(err)) end
   local ok, cerr = self:close_output()
   if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
   return EXIT.OK
+end
+
+-- The warning for a truncated single run (even with --quiet: the output is incomplete).
+function Session:warn_truncated(n)
+  self.stderr:write(format("sfreports: warning: the report was truncated: Salesforce returned %d detail"
+    .. " row%s and has more (it returns at most 2,000 per run); add --all to page through every row,"
+    .. " or narrow the report with --filter\n", n, n == 1 and "" or "s"))
+  return EXIT.TRUNCATED
 end
 
 -- Writes a report's rows; exit 3 (with a warning naming the fix) when it is truncated.
@@ -124,12 +136,7 @@ function Session:write_report(report, paged)
     end
     local ok, cerr = self:close_output()
     if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
-    if report.truncated and not paged then
-      self.stderr:write(format("sfreports: warning: the report was truncated: Salesforce returned %d detail"
-        .. " row%s and has more (it returns at most 2,000 per run); add --all to page through every row,"
-        .. " or narrow the report with --filter\n", n, n == 1 and "" or "s"))
-      return EXIT.TRUNCATED
-    end
+    if report.truncated and not paged then return self:warn_truncated(n) end
     return EXIT.OK
   end
   local out, oerr = self:open_output()
@@ -151,13 +158,7 @@ function Session:write_report(report, paged)
   end
   local ok, cerr = self:close_output()
   if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
-  if report.truncated and not paged then
-    -- a warning, even with --quiet: the output is incomplete
-    self.stderr:write(format("sfreports: warning: the report was truncated: Salesforce returned %d detail"
-      .. " row%s and has more (it returns at most 2,000 per run); add --all to page through every row,"
-      .. " or narrow the report with --filter\n", n, n == 1 and "" or "s"))
-    return EXIT.TRUNCATED
-  end
+  if report.truncated and not paged then return self:warn_truncated(n) end
   return EXIT.OK
 end
 
@@ -174,11 +175,7 @@ function Session:write_grid(report)
   end
   local out, oerr = self:open_output()
   if not out then return self:fail(oerr) end
-  local n, err = self:write_rows(src, out, self.o.raw)
-  if not n then return self:fail("cannot write the output: " .. tostring(err)) end
-  local ok, cerr = self:close_output()
-  if not ok then return self:fail("cannot write the output: " .. tostring(cerr)) end
-  return EXIT.OK
+  return self:write_source(src, out)
 end
 
 return Session
