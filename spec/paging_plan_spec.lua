@@ -7,17 +7,12 @@
 -- which must come back complete. Concurrency is proven by what the server saw.
 local sfreports = require "sfreports"
 local fakeorg = require "fakeorg"
-local F = require "sfreports.filters"
 local json = require "sfreports.json"
 local P = require "sfreports.paging.plan"
+local truth = require "paging_truth"
 
 local R = fakeorg.reports
-
-local function tuple(row)
-  local parts = { json.encode(row.data_cells) }
-  for i, g in ipairs(row.groups) do parts[#parts + 1] = json.encode({ g.value, g.label, i }) end
-  return table.concat(parts, "|")
-end
+local caller_filters = truth.caller_filters
 
 local function iso(z) return os.date("!%Y-%m-%d", z * 86400) end
 
@@ -42,32 +37,13 @@ local function windows(days, single)
   return out
 end
 
-local function caller_filters()
-  return {
-    filters = { F.ne("STAGE_NAME", "Closed Lost"), F.gt("AMOUNT", 20000), F.eq("TYPE", "New Customer") },
-    logic = "(1 OR 3) AND 2",
-  }
-end
-
 describe("run_all: planned ranges", function()
   local org, client
 
   -- Multiset { tuple = count } and row count of a report under run options `o` (filters,
   -- logic, columns), from windows of `days` days that each come back complete.
   local function ground_truth(id, o, days, single)
-    local set, n = {}, 0
-    for _, w in ipairs(windows(days or 91, single)) do
-      local opts = { date_filter = { column = "CLOSE_DATE", from = w.from, to = w.to } }
-      for k, v in pairs(o or {}) do opts[k] = v end
-      local report = assert(client:run_sync(id, opts))
-      assert.is_true(report.all_data, "ground-truth window " .. tostring(w.from or w.to) .. " is truncated")
-      for row in report:rows() do
-        local t = tuple(row)
-        set[t] = (set[t] or 0) + 1
-        n = n + 1
-      end
-    end
-    return set, n
+    return truth.collect(client, id, windows(days or 91, single), o)
   end
 
   -- Drains paged (checking the key order: blanks first, then ascending) and compares it
@@ -89,21 +65,13 @@ describe("run_all: planned ranges", function()
         assert.is_true(prev == nil or v >= prev, "keys out of order")
         prev = v
       end
-      local t = tuple(row)
-      got[t] = (got[t] or 0) + 1
+      truth.add(got, row)
     end
     assert.is_nil(paged.error)
     assert.is_true(paged.all_data)
     if on_drained then on_drained(n) end
-    local truth, expected = ground_truth(id, o, days, single)
-    assert.is_true(expected > 2000, "the case must be past the cap")
-    assert.equal(expected, n)
-    for t, c in pairs(truth) do
-      if got[t] ~= c then error(string.format("row %s: expected %d, got %s", t:sub(1, 200), c, tostring(got[t]))) end
-    end
-    for t, c in pairs(got) do
-      if truth[t] ~= c then error(string.format("extra row %s (%d)", t:sub(1, 200), c)) end
-    end
+    local set, expected = ground_truth(id, o, days, single)
+    truth.assert_same(set, expected, got, n)
     return n
   end
 

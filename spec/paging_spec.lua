@@ -7,17 +7,10 @@ local sfreports = require "sfreports"
 local fakeorg = require "fakeorg"
 local F = require "sfreports.filters"
 local json = require "sfreports.json"
+local truth = require "paging_truth"
 
 local R = fakeorg.reports
-
--- A row as a string: every cell (value and label) and every group (value and label).
-local function tuple(row)
-  local parts = { json.encode(row.data_cells) }
-  for i, g in ipairs(row.groups) do
-    parts[#parts + 1] = json.encode({ g.value, g.label, i })
-  end
-  return table.concat(parts, "|")
-end
+local caller_filters = truth.caller_filters
 
 -- Calendar quarters of 2024-2027 (the fake org's close dates), plus everything before
 -- and after, so that no row can fall outside the partition.
@@ -35,13 +28,6 @@ local function quarters()
   return out
 end
 
-local function caller_filters()
-  return {
-    filters = { F.ne("STAGE_NAME", "Closed Lost"), F.gt("AMOUNT", 20000), F.eq("TYPE", "New Customer") },
-    logic = "(1 OR 3) AND 2",
-  }
-end
-
 describe("run_all: every row past the 2,000-row cap", function()
   local org, client
   local truth_cache = {}
@@ -50,45 +36,23 @@ describe("run_all: every row past the 2,000-row cap", function()
   local function ground_truth(id, opts)
     local cache_key = id .. json.encode(opts and opts.logic or "") .. tostring(opts ~= nil)
     if truth_cache[cache_key] then return truth_cache[cache_key].set, truth_cache[cache_key].n end
-    local set, n = {}, 0
-    for _, q in ipairs(quarters()) do
-      local o = { date_filter = { column = "CLOSE_DATE", from = q.from, to = q.to } }
-      assert.is_true(q.from ~= nil or q.to ~= nil)
-      if opts then o.filters, o.logic = opts.filters, opts.logic end
-      local report = assert(client:run_sync(id, o))
-      assert.is_true(report.all_data, "ground-truth partition " .. tostring(q.from or q.to) .. " is truncated")
-      for row in report:rows() do
-        local t = tuple(row)
-        set[t] = (set[t] or 0) + 1
-        n = n + 1
-      end
-    end
+    local set, n = truth.collect(client, id, quarters(), opts and { filters = opts.filters, logic = opts.logic })
     truth_cache[cache_key] = { set = set, n = n }
     return set, n
   end
 
   -- Drains a paged report; asserts it equals the ground truth exactly.
   local function assert_complete(paged, id, opts)
-    local truth, expected = ground_truth(id, opts)
+    local set, expected = ground_truth(id, opts)
     local got, n = {}, 0
     for row in paged:rows() do
       n = n + 1
       assert.equal(n, row.index)
-      local t = tuple(row)
-      got[t] = (got[t] or 0) + 1
+      truth.add(got, row)
     end
     assert.is_nil(paged.error)
     assert.is_true(paged.all_data)
-    assert.is_true(expected > 2000, "the case must be past the cap")
-    assert.equal(expected, n)
-    for t, c in pairs(truth) do
-      if got[t] ~= c then
-        error(string.format("row %s: expected %d, got %s", t:sub(1, 200), c, tostring(got[t])))
-      end
-    end
-    for t, c in pairs(got) do
-      if truth[t] ~= c then error(string.format("extra row %s (%d)", t:sub(1, 200), c)) end
-    end
+    truth.assert_same(set, expected, got, n)
     return n
   end
 
