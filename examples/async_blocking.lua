@@ -9,36 +9,11 @@
 -- SFREPORTS_FAKE_DELAY seconds) and uses its reports.
 local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
 local runtime = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;"
+package.path = here .. "/?.lua;" .. here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;"
   .. here .. "/../spec/support/?.lua;" .. package.path
 package.cpath = here .. "/../build/" .. runtime .. "/?.so;" .. package.cpath
 
-local sfreports = require "sfreports"
 local core = require "sfreports.core"
-
--- Connects to the org from the environment, or to a fake org started here.
-local function connect(...)
-  if os.getenv("SF_INSTANCE_URL") then
-    if select("#", ...) == 0 then
-      -- a real org: which reports to run is the caller's choice
-      io.stderr:write("usage: ", (arg and arg[0]) or "examples/async_blocking.lua", " REPORT_ID [REPORT_ID ...]\n",
-        "  (with SF_INSTANCE_URL set, give the ids of reports of that org; unset it to use the bundled fake org)\n")
-      os.exit(2)
-    end
-    local client, err = sfreports.from_env()
-    if not client then
-      io.stderr:write("cannot connect: ", tostring(err and err.message or err), "\n")
-      os.exit(1)
-    end
-    return client, { ... }
-  end
-  local fakeorg = require "fakeorg"
-  local org = fakeorg.start({})
-  org:control("config", { async_delay = tonumber(os.getenv("SFREPORTS_FAKE_DELAY")) or 1 })
-  local R = fakeorg.reports
-  return assert(sfreports.new({ instance_url = org.url, access_token = org.token })),
-    { R.tabular_small.id, R.summary_1.id, R.matrix.id }, org
-end
 
 local function main(client, ids)
   -- One report: start it, then wait. Backoff grows with the run time; the deadline gives
@@ -69,7 +44,7 @@ local function main(client, ids)
   end
 end
 
-local client, ids, org = connect(...)
+local client, ids, org = require("example_org").connect("examples/async_blocking.lua", nil, ...)
 local ok, err = pcall(main, client, ids)
 client:close()
 if org then org:stop() end
