@@ -4,59 +4,17 @@
 -- file, the messages (operators, usage, connection, TLS, build hint), the examples' usage
 -- and the progress of --all.
 local fakeorg = require "fakeorg"
+local cli_run = require "cli_run"
 
 local q = fakeorg.shell_quote
 local R = fakeorg.reports
-local read_file = fakeorg.read_file
-
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  return src:match("^(.*)/[^/]*$") or "."
-end
-
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  return io.popen("pwd"):read("*l") .. "/" .. p
-end
-
-local ROOT = abspath(here() .. "/..")
-local BIN = ROOT .. "/bin/sfreports"
-local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.%d+)"))
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local ROOT, write_file = cli_run.ROOT, cli_run.write_file
 
 local org, TMP
-local counter = 0
+local runner = cli_run.new()
 
-local CLEARED = { "LUA_PATH", "LUA_CPATH", "LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_PATH_5_3", "LUA_CPATH_5_3",
-  "LUA_INIT", "LUA_INIT_5_4", "LUA_INIT_5_3", "SF_INSTANCE_URL", "SF_ACCESS_TOKEN", "SF_API_VERSION",
-  "SFREPORTS_PROFILE", "XDG_CONFIG_HOME", "https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy", "ALL_PROXY",
-  "no_proxy", "NO_PROXY" }
-
--- Runs `program args` with env (default: the fake org): { out =, err =, code = }.
-local function exec(program, args, env)
-  counter = counter + 1
-  local base = TMP .. "/run" .. counter
-  local parts = { "cd", q(TMP), "&&", "env" }
-  for _, v in ipairs(CLEARED) do parts[#parts + 1] = "-u " .. v end
-  for k, v in pairs(env or { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token }) do
-    parts[#parts + 1] = k .. "=" .. q(v)
-  end
-  parts[#parts + 1] = program
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  parts[#parts + 1] = "</dev/null >" .. q(base .. ".out") .. " 2>" .. q(base .. ".err")
-  os.execute(table.concat(parts, " ") .. "; echo $? >" .. q(base .. ".rc"))
-  local res = { out = read_file(base .. ".out") or "", err = read_file(base .. ".err") or "",
-    code = tonumber((read_file(base .. ".rc") or ""):match("%d+")) }
-  for _, ext in ipairs({ ".out", ".err", ".rc" }) do os.remove(base .. ext) end
-  return res
-end
-
-local function sfr(args, env) return exec(LUA .. " " .. q(BIN), args, env) end
+-- Runs bin/sfreports with args and env (default: the fake org): { out =, err =, code = }.
+local function sfr(args, env) return runner:run(args, { env = env }) end
 
 local function lines(s)
   local out = {}
@@ -78,7 +36,7 @@ end
 describe("sfreports command, the first hour (issue 23)", function()
   setup(function()
     org = fakeorg.start()
-    TMP = org.dir .. "/firsthour"
+    TMP = runner:use_org(org, "firsthour")
     os.execute("mkdir -p " .. q(TMP .. "/config/sfreports"))
   end)
 
@@ -401,8 +359,7 @@ describe("sfreports command, the first hour (issue 23)", function()
   describe("examples/async_*.lua", function()
     it("with an org and no report ids: a usage message, not a traceback", function()
       for _, name in ipairs({ "async_blocking", "async_sleep_hook", "async_yield" }) do
-        local res = exec(LUA .. " " .. q(ROOT .. "/examples/" .. name .. ".lua"), {},
-          { SF_INSTANCE_URL = org.url, SF_ACCESS_TOKEN = org.token })
+        local res = runner:run({}, { bin = ROOT .. "/examples/" .. name .. ".lua" })
         assert.are.equal(2, res.code, name .. ": " .. res.err)
         assert.truthy(res.err:find("^usage: "), res.err)
         assert.falsy(has(res.err, "traceback"), res.err)

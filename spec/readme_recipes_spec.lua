@@ -19,19 +19,9 @@
 -- Nothing else is changed in a recipe. Blocks without a marker are not run.
 local fakeorg = require "fakeorg"
 
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  return src:match("^(.*)/[^/]*$") or "."
-end
+local cli_run = require "cli_run"
 
-local function abspath(p)
-  if p:sub(1, 1) == "/" then return p end
-  local pwd = io.popen("pwd"):read("*l")
-  return pwd .. "/" .. p
-end
-
-local ROOT = abspath(here() .. "/..")
-local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.%d+)"))
+local ROOT, LUA = cli_run.ROOT, cli_run.LUA
 local q = fakeorg.shell_quote
 local read_file = fakeorg.read_file
 

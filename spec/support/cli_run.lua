@@ -10,8 +10,8 @@
 -- o: env (the variables; default sfr.env), stdin (text), cwd (default sfr.dir; false:
 -- this process's), bin (another launcher), direct (exec the file itself: its shebang),
 -- keep_lua_path (LUA_PATH/LUA_CPATH as this process has them; otherwise unset, so that
--- the command finds its modules itself). The child never inherits LUA_INIT or SF_*
--- variables: only o.env's.
+-- the command finds its modules itself). The child never inherits LUA_INIT, SF_*,
+-- SFREPORTS_PROFILE, XDG_CONFIG_HOME or proxy variables: only o.env's.
 local fakeorg = require "fakeorg"
 local nginx = require "nginx"
 
@@ -25,7 +25,9 @@ cli_run.BIN = cli_run.ROOT .. "/bin/sfreports"
 cli_run.LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("(%d+%.%d+)"))
 
 local LUA_PATHS = { "LUA_PATH", "LUA_CPATH", "LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_PATH_5_3", "LUA_CPATH_5_3" }
-local UNSET = { "LUA_INIT", "LUA_INIT_5_4", "LUA_INIT_5_3", "SF_INSTANCE_URL", "SF_ACCESS_TOKEN", "SF_API_VERSION" }
+local UNSET = { "LUA_INIT", "LUA_INIT_5_4", "LUA_INIT_5_3", "SF_INSTANCE_URL", "SF_ACCESS_TOKEN", "SF_API_VERSION",
+  "SFREPORTS_PROFILE", "XDG_CONFIG_HOME", "https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy", "ALL_PROXY",
+  "no_proxy", "NO_PROXY" }
 
 -- Writes s into the file at path (raises when it cannot).
 local function write_file(path, s)
