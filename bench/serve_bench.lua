@@ -12,27 +12,16 @@ local format = string.format
 
 local M = {}
 
-local SERVER = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-env SF_INSTANCE_URL;
-env SF_ACCESS_TOKEN;
-events { worker_connections 1024; }
-http {
-    access_log off;
+local SERVER = nginx.conf({
+  env = { "SF_INSTANCE_URL", "SF_ACCESS_TOKEN" }, connections = 1024, listen = "backlog=1024",
+  lua_path = "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua", luajit_core = true,
+  http = [[
     sendfile on;
     keepalive_requests 1000000;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    lua_package_path "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;;";
-    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
     lua_shared_dict sfreports 64m;
     init_by_lua_block { require "sfreports"; require "sfreports.serve"; require "sfreports.writers" }
-    server {
-        listen 127.0.0.1:{{PORT}} backlog=1024;
+]],
+  server = [[
         location = /static/report.csv { alias {{PREFIX}}/report.csv; default_type "text/csv; charset=utf-8"; }
         location ~ ^/cached/(?<report_id>\w+)\.csv$ {
             content_by_lua_block {
@@ -52,27 +41,15 @@ http {
                 ngx.print(body)
             }
         }
-    }
-}
-]]
+]],
+})
 
-local LOADER = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    lua_package_path "{{HERE}}/?.lua;;";
-    server {
-        listen 127.0.0.1:{{PORT}};
+local LOADER = nginx.conf({
+  connections = 1024, lua_path = "{{HERE}}/?.lua",
+  server = [[
         location = /load { content_by_lua_block { require("serve_load").run() } }
-    }
-}
-]]
+]],
+})
 
 -- CPU seconds (user + system) the worker processes of a server have used so far.
 local function worker_cpu(srv)

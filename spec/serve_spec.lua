@@ -11,35 +11,23 @@ local nginx = require "nginx"
 local R = fakeorg.reports
 local shell_quote = fakeorg.shell_quote
 
-local CONF = [[
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 4;
-daemon on;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-env SF_INSTANCE_URL;
-env SF_ACCESS_TOKEN;
-events { worker_connections 2048; }
-http {
-    access_log off;
-    client_body_temp_path {{PREFIX}}/tmp/body;
-    lua_package_path "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/spec/support/?.lua;;";
-    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";
+local CONF = nginx.conf({
+  workers = 4, env = { "SF_INSTANCE_URL", "SF_ACCESS_TOKEN" }, connections = 2048, listen = "backlog=1024",
+  lua_path = nginx.LUA_PATH, luajit_core = true,
+  http = [[
     lua_shared_dict sfreports 32m;
     lua_shared_dict tiny 64k;
     init_by_lua_block { require "sfreports.serve"; require "serve_probe" }
     init_worker_by_lua_block { require("serve_probe").warm() }
-    server {
-        listen 127.0.0.1:{{PORT}} backlog=1024;
+]],
+  server = [[
         location ~ ^/(?<loc>\w+)/(?<report_id>\w+)$ {
             content_by_lua_block { require("serve_probe").handle(ngx.var.loc) }
         }
         location = /lock { content_by_lua_block { require("serve_probe").lock() } }
         location = /purge { content_by_lua_block { require("serve_probe").purge() } }
-    }
-}
-]]
+]],
+})
 
 describe("sfreports.serve in nginx (4 workers)", function()
   local org, srv, warm_cache

@@ -67,16 +67,18 @@ nginx.LUA_PATH = "{{ROOT}}/lua/?.lua;{{ROOT}}/lua/?/init.lua;{{ROOT}}/spec/suppo
 
 -- The text of a spec's own nginx config (a template for nginx.start): the Lua module, one
 -- worker, pid and error log in the prefix, one server on 127.0.0.1:{{PORT}}.
--- opts: connections (worker_connections, default 256); env (names of variables the
--- workers may read); access_log (default "off"); temp_paths (true: the proxy, fastcgi,
--- uwsgi and scgi temp paths in the prefix too); lua_path (lua_package_path before ";;");
--- luajit_core (true: lua_package_cpath is {{ROOT}}/build/luajit); http (more lines of the
--- http block); server (the server's lines after `listen`).
+-- opts: workers (worker_processes, default 1); listen (parameters after the listen
+-- address, e.g. "backlog=1024"); connections (worker_connections, default 256); env
+-- (names of variables the workers may read); access_log (default "off"); temp_paths
+-- (true: the proxy, fastcgi, uwsgi and scgi temp paths in the prefix too); lua_path
+-- (lua_package_path before ";;"); luajit_core (true: lua_package_cpath is
+-- {{ROOT}}/build/luajit); http (more lines of the http block); server (the server's lines
+-- after `listen`).
 function nginx.conf(opts)
   local lines = {
     "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
     "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
-    "worker_processes 1;",
+    ("worker_processes %d;"):format(opts.workers or 1),
     "daemon on;",
     "pid {{PREFIX}}/nginx.pid;",
     "error_log {{PREFIX}}/error.log warn;",
@@ -96,7 +98,7 @@ function nginx.conf(opts)
   if opts.luajit_core then add('    lua_package_cpath "{{ROOT}}/build/luajit/?.so;;";') end
   if opts.http then add((opts.http:gsub("\n$", ""))) end
   add("    server {")
-  add("        listen 127.0.0.1:{{PORT}};")
+  add("        listen 127.0.0.1:{{PORT}}" .. (opts.listen and " " .. opts.listen or "") .. ";")
   if opts.server then add((opts.server:gsub("\n$", ""))) end
   add("    }")
   add("}")
