@@ -104,6 +104,7 @@ build = {
     ["sfreports.serve"] = "lua/sfreports/serve.lua",
     ["sfreports.serve_entry"] = "lua/sfreports/serve_entry.lua",
     ["sfreports.reuse"] = "lua/sfreports/reuse.lua",
+    ["sfreports.days"] = "lua/sfreports/days.lua",
     ["sfreports.transport"] = "lua/sfreports/transport.lua",
     ["sfreports.transport_ngx"] = "lua/sfreports/transport_ngx.lua",
     ["sfreports.many"] = "lua/sfreports/many.lua",

@@ -42,16 +42,7 @@ local function absent(v) return v == nil or v == null end
 ---------------------------------------------------------------------------
 -- dates
 
--- Days since 1970-01-01 of a civil date (proleptic Gregorian; Howard Hinnant's algorithm).
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
+local days_from_civil = require("sfreports.days").from_civil
 
 -- Seconds since the epoch (UTC) of an ISO 8601 date-time as Salesforce writes them
 -- ("2026-12-01T15:16:12Z", "2026-12-01T15:16:12.000+0000"), or nil.

@@ -24,6 +24,7 @@ local json = require "sfreports.json"
 local retry = require "sfreports.retry"
 local sleep = require "sfreports.sleep"
 local rowset = require "sfreports.paging.rowset"
+local days = require "sfreports.days"
 
 local type, ipairs, pairs, tonumber = type, ipairs, pairs, tonumber
 local floor, huge = math.floor, math.huge
@@ -57,18 +58,7 @@ function P.key(strategy, describe, names, unusable)
 end
 
 -- Days since 1970-01-01 of an ISO date (or the date part of a datetime), or nil.
-local function day_number(s)
-  if type(s) ~= "string" then return nil end
-  local y, m, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)")
-  if not y then return nil end
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local doy = floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
+local day_number = days.of_iso
 P.day_number = day_number
 
 -- The granularity of the plan for key values spanning [lo, hi] (ISO dates; unknown: Day).
