@@ -136,6 +136,10 @@ describe("run_all: every row past the 2,000-row cap", function()
 
   it("date bisection: ranges on CLOSE_DATE, slices run concurrently", function()
     org:reset()
+    -- every run held 0.2 s at the org, so that runs sent together are seen together there
+    -- (without it, fast runs on a busy machine could be served one after another)
+    org:control("config", { sync_delay = 0.2 })
+    finally(function() org:control("config", { sync_delay = 0 }) end)
     local opts = caller_filters()
     opts.key, opts.strategy, opts.concurrency = "CLOSE_DATE", "ranges", 4
     local paged = assert(client:run_all(R.tabular_20k.id, opts))
