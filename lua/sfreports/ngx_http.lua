@@ -401,12 +401,16 @@ local function handshake(x, sock)
   -- an IP address (a test server; Salesforce URLs always have names) the chain is
   -- verified without a name check, and no SNI is sent (RFC 6066 forbids IPs there).
   local name = not is_ip(plan.host) and plan.host or nil
-  local sess, herr = sock:sslhandshake(nil, name, t.verify)
-  if sess then return true end
+  -- Under pcall: when a handshake completes at once but the certificate check failed,
+  -- some lua-resty-core versions raise "assertion failed!" (socket.lua, reading the
+  -- result) instead of returning the error. That is a failed handshake, never a success.
+  local ok, sess, herr = pcall(sock.sslhandshake, sock, nil, name, t.verify)
+  if ok and sess then return true end
   sock:close()
-  local why = tostring(herr)
+  local unreported = not ok
+  local why = unreported and "nginx's Lua module did not report why" or tostring(herr)
   local msg = format("TLS handshake with %s failed: %s", x.where, why)
-  if t.verify and (find(why, "certificate", 1, true) or find(why, "verify", 1, true)) then
+  if t.verify and (unreported or find(why, "certificate", 1, true) or find(why, "verify", 1, true)) then
     msg = msg .. " (cosockets verify against nginx's lua_ssl_trusted_certificate; "
       .. "set it to your CA bundle, the cafile option does not apply inside nginx)"
   end
