@@ -164,23 +164,39 @@ end
 local REQUEST_FIELDS = { method = "string", path = "string", body = "string|table",
   headers = "table", raw = "boolean", timeout = options.CLIENT.timeout }
 
+-- One request with the client's policy (sfreports.send), its arguments already checked.
+local function send_request(self, method, path, body, headers, raw, timeout)
+  if type(body) == "table" then body = json.encode(body) end
+  local value, err = self.sender:call(method, function(t, left)
+    return t:request(method, path, body, headers, { raw = raw, timeout = left })
+  end, timeout)
+  if value == nil then return nil, M.not_found(err, (match(path, "^[^?]*"))) end
+  return value, err
+end
+
 -- Sends one request description { method, path, body?, headers?, raw?, timeout? } with
 -- the client's policy (sfreports.send). body: a string (sent as is) or a table (encoded
 -- with sfreports.json). Returns value, meta or nil, err.
 function Client:send(req)
   options.check(req, REQUEST_FIELDS, "client:send", 2)
-  local method, path, body, headers, raw = req.method, req.path, req.body, req.headers, req.raw == true
-  if type(body) == "table" then body = json.encode(body) end
-  local value, err = self.sender:call(method, function(t, left)
-    return t:request(method, path, body, headers, { raw = raw, timeout = left })
-  end, req.timeout)
-  if value == nil then return nil, M.not_found(err, (match(path, "^[^?]*"))) end
-  return value, err
+  return send_request(self, req.method, req.path, req.body, req.headers, req.raw == true, req.timeout)
 end
 
--- Sends one request through the transport with this client's policy.
+-- Whether request()'s arguments are what send() accepts (else send() raises for them).
+local function plain_request(method, path, body, headers)
+  local tb = type(body)
+  return type(method) == "string" and type(path) == "string" and (body == nil or tb == "string" or tb == "table")
+    and (headers == nil or type(headers) == "table")
+end
+
+-- Sends one request through the transport with this client's policy. (Every internal
+-- GET comes here: the arguments are checked in place, and only misuse goes through
+-- send(), for its message.)
 function Client:request(method, path, body, headers)
-  return self:send({ method = method, path = path, body = body, headers = headers })
+  if not plain_request(method, path, body, headers) then
+    return self:send({ method = method, path = path, body = body, headers = headers })
+  end
+  return send_request(self, method, path, body, headers, false, nil)
 end
 
 -- Like request, but a successful answer is returned as the JSON text Salesforce sent,
@@ -188,7 +204,10 @@ end
 -- for a decode and an encode. Errors are decoded and classified as usual. The text is not
 -- checked like a report model is (allData): whoever reads it must.
 function Client:request_raw(method, path, body, headers)
-  return self:send({ method = method, path = path, body = body, headers = headers, raw = true })
+  if not plain_request(method, path, body, headers) then
+    return self:send({ method = method, path = path, body = body, headers = headers, raw = true })
+  end
+  return send_request(self, method, path, body, headers, true, nil)
 end
 
 local function check_id(id, what)
@@ -206,10 +225,8 @@ M.RUN_OPTIONS = options.RUN
 -- groupings, else nil. A run without options never loads those modules: compiling them
 -- is a measurable part of a short-lived program's start-up (see bench/).
 local function run_options_for(opts)
-  if next(opts) == nil then return nil end
-  local run_options = require "sfreports.run_options"
-  if run_options.needs_describe(opts) then return run_options end
-  return nil
+  if next(opts) == nil or not options.prepares(opts) then return nil end
+  return require "sfreports.run_options"
 end
 
 -- The reportMetadata to POST for a run, or nil when the saved report runs as is.

@@ -25,8 +25,8 @@
 -- one line) as `hook_error` in the next info and in usage().hook_errors.
 local core = require "sfreports.core"
 
-local type, pcall, tostring, setmetatable = type, pcall, tostring, setmetatable
-local match, find, gsub, sub = string.match, string.find, string.gsub, string.sub
+local type, pcall, tostring, tonumber, setmetatable, pairs, next = type, pcall, tostring, tonumber, setmetatable, pairs, next
+local match, find, gsub, sub, gmatch = string.match, string.find, string.gsub, string.sub, string.gmatch
 local monotime = core.monotime
 
 local M = {}
@@ -50,28 +50,58 @@ function M.new(hook, bag, retries)
     sync_runs = 0, async_runs = 0, polls = 0, bytes_in = 0, bytes_out = 0,
     hook_errors = 0, last_hook_error = nil, pending_hook_error = nil,
     sync_times = { first = 1, last = 0 }, async_times = { first = 1, last = 0 },
-    paths = {}, n_paths = 0, bag_count = 0, limits = nil,
+    paths = {}, n_paths = 0, bag_count = 0, limit_info = nil,
   }, Observer)
+end
+
+-- Sforce-Limit-Info: "api-usage=10018/100000; api-bursts=1/750" -> { raw = s,
+-- ["api-usage"] = { used = 10018, max = 100000 }, ... }
+function M.parse_limit_info(s)
+  local out = { raw = s }
+  for name, used, max in gmatch(s, "([%w%-_]+)=(%d+)/(%d+)") do
+    out[name] = { used = tonumber(used), max = tonumber(max) }
+  end
+  return out
+end
+
+-- The same table, parsed when a field other than `raw` is first read (or it is iterated
+-- with pairs on Lua 5.2+): every answer carries the header, and parsing it costs as much
+-- as a tenth of a small request while few callers ever look.
+local LAZY_LIMITS = {}
+local function materialize(t)
+  setmetatable(t, nil)
+  for k, v in pairs(M.parse_limit_info(t.raw)) do t[k] = v end
+  return t
+end
+LAZY_LIMITS.__index = function(t, k) return materialize(t)[k] end
+LAZY_LIMITS.__pairs = function(t) return next, materialize(t), nil end
+
+function M.limits_of(s)
+  return setmetatable({ raw = s }, LAZY_LIMITS)
 end
 
 ---------------------------------------------------------------------------
 -- what a request target is
 
--- op, report_id, instance_id, dashboard_id of a method and request target.
-local function classify_target(method, target)
-  local path = match(target, "^[^?#]*")
-  local rest = match(path, "/analytics/(.*)$")
-  if rest then
+-- What a request target names, whatever the method: kind, report_id, instance_id,
+-- dashboard_id, where kind is an op or "instances" / "instance" (whose op depends on the
+-- method). Plain finds, no patterns over the whole target: this runs once per distinct
+-- target, and run_many polls as many distinct targets as it runs reports.
+local function classify_target(target)
+  local q, h = find(target, "?", 1, true), find(target, "#", 1, true)
+  local cut = q and h and (q < h and q or h) or q or h
+  local path = cut and sub(target, 1, cut - 1) or target
+  local _, at = find(path, "/analytics/", 1, true)
+  if at then
+    local rest = sub(path, at + 1)
     local rid, tail = match(rest, "^reports/(%w+)(.*)$")
     if rid then
       if rid == "query" then return "run_sync" end
       if tail == "" or tail == "/" then return "run_sync", rid end
       if tail == "/describe" then return "describe", rid end
-      if tail == "/instances" then
-        return method == "POST" and "run_async" or "instances", rid
-      end
+      if tail == "/instances" then return "instances", rid end
       local iid = match(tail, "^/instances/(%w+)$")
-      if iid then return method == "DELETE" and "delete" or "poll", rid, iid end
+      if iid then return "instance", rid, iid end
       return "other", rid
     end
     local did = match(rest, "^dashboards/(%w+)")
@@ -83,22 +113,24 @@ local function classify_target(method, target)
   return "other"
 end
 
--- The same, remembered per target (targets repeat: pages, polls, describes); the op of
--- a target depends on the method only for .../instances and .../instances/{id}.
+-- op, report_id, instance_id, dashboard_id of a method and request target, remembered
+-- per target (targets repeat: pages, polls, describes).
 local classified, n_classified = {}, 0
 local function classify(method, target)
   if type(target) ~= "string" then return "other" end
   local c = classified[target]
   if c == nil then
     if n_classified >= M.PATH_CACHE * 4 then classified, n_classified = {}, 0 end
-    c = { classify_target("GET", target) }
-    c.post = classify_target("POST", target)
-    c.delete = classify_target("DELETE", target)
+    c = { classify_target(target) }
     classified[target] = c
     n_classified = n_classified + 1
   end
   local op = c[1]
-  if method == "POST" then op = c.post elseif method == "DELETE" then op = c.delete end
+  if op == "instances" then
+    if method == "POST" then op = "run_async" end
+  elseif op == "instance" then
+    op = method == "DELETE" and "delete" or "poll"
+  end
   return op, c[2], c[3], c[4]
 end
 M.classify = classify
@@ -148,7 +180,7 @@ end
 -- started: when the caller sent it (monotonic; used when the engine did not say);
 -- what, wait: what follows a failure ("retry" and the seconds before it, or "renew").
 -- limits: the client's parsed Sforce-Limit-Info after it.
-function Observer:exchange(method, meta, err, attempt, started, what, wait, limits)
+function Observer:exchange(method, meta, err, attempt, started, what, wait, limit_info)
   local m = meta or err
   if type(m) ~= "table" then m = {} end
   -- a description refused before anything was sent (a bad id or URL) is no exchange
@@ -178,7 +210,7 @@ function Observer:exchange(method, meta, err, attempt, started, what, wait, limi
       count_recent(self.async_times, now)
     end
   end
-  if limits then self.limits = limits end
+  if limit_info then self.limit_info = limit_info end
   local hook = self.hook
   if not hook then return end
   if err then self.bag:scrub_error(err) end
@@ -188,7 +220,7 @@ function Observer:exchange(method, meta, err, attempt, started, what, wait, limi
     elapsed = m.elapsed or (started and monotime() - started) or nil,
     bytes_in = bin, bytes_out = bout, connection_reused = m.connection_reused == true,
     op = op, report_id = rid, instance_id = iid, dashboard_id = did,
-    limits = self.limits, hook_error = self.pending_hook_error,
+    limits = self:limits(), hook_error = self.pending_hook_error,
   }
   if what == "retry" then info.retry_in = wait elseif what == "renew" then info.renewing = true end
   self.pending_hook_error = nil
@@ -221,10 +253,18 @@ end
 ---------------------------------------------------------------------------
 -- usage
 
+-- The last Sforce-Limit-Info seen (sfreports.observe.limits_of), or nil.
+function Observer:limits()
+  local raw = self.limit_info
+  if raw == nil then return nil end
+  if self.limits_of ~= raw then self.parsed_limits, self.limits_of = M.limits_of(raw), raw end
+  return self.parsed_limits
+end
+
 -- Counts since the client was made: see client:usage() (README).
 function Observer:usage()
   local now = monotime()
-  local limits = self.limits
+  local limits = self:limits()
   local api = limits and limits["api-usage"]
   return {
     requests = self.requests, retries = self.retries, renewals = self.renewals,

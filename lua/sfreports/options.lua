@@ -51,6 +51,24 @@ M.RUN = {
   on_page = "function", concurrency = "number",
 }
 
+-- The run options sfreports.run_options.prepare turns into report metadata (a run with
+-- none of them sends the saved report as is and never loads that module).
+M.PREPARED = { "filters", "logic", "replace_filters", "date_filter", "sort", "top", "columns", "groupings",
+  "aggregates", "replace_aggregates" }
+
+-- True when opts (a table) hold any of them (replace_* only when true).
+function M.prepares(opts)
+  local prepared = M.PREPARED
+  for i = 1, #prepared do
+    local name = prepared[i]
+    local v = opts[name]
+    if v ~= nil and (v ~= false or (name ~= "replace_filters" and name ~= "replace_aggregates")) then
+      return true
+    end
+  end
+  return false
+end
+
 -- Recurring access (sfreports.reuse): run_async's `reuse` window (0: never reuse) and
 -- latest's `within`, in seconds (Salesforce keeps results 24 hours); `owner`: the current
 -- user's id, when the caller knows it (else it is asked once per client).

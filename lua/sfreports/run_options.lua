@@ -19,6 +19,7 @@ local dates = require "sfreports.run_options.dates"
 local layout = require "sfreports.run_options.layout"
 local aggregates = require "sfreports.run_options.aggregates"
 local json = require "sfreports.json"
+local options = require "sfreports.options"
 
 local type, ipairs = type, ipairs
 local concat = table.concat
@@ -29,9 +30,9 @@ args.own_file()
 
 local RO = {}
 
--- Run options handled by prepare(); the client may use this list for its option checks.
-RO.OPTIONS = { "filters", "logic", "replace_filters", "date_filter", "sort", "top", "columns", "groupings",
-  "aggregates", "replace_aggregates" }
+-- Run options handled by prepare() (the list is sfreports.options.PREPARED, where the client
+-- looks before loading this module).
+RO.OPTIONS = options.PREPARED
 
 -- Salesforce accepts at most 20 field filters per run (salesforce-analytics-api.md §7.2, §8).
 RO.MAX_FILTERS = 20
@@ -45,14 +46,7 @@ local table_or_nil, copy = layout.table_or_nil, layout.copy
 function RO.needs_describe(opts)
   if opts == nil then return false end
   if type(opts) ~= "table" then misuse("needs_describe", "opts must be a table") end
-  for _, name in ipairs(RO.OPTIONS) do
-    if name == "replace_filters" or name == "replace_aggregates" then
-      if opts[name] then return true end
-    elseif opts[name] ~= nil then
-      return true
-    end
-  end
-  return false
+  return options.prepares(opts)
 end
 
 -- ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@
 --     what follows it (a retry and its wait, or a renewal); exchange() is the one place.
 local core = require "sfreports.core"
 local errors = require "sfreports.errors"
+local observe = require "sfreports.observe"
 local phase = require "sfreports.phase"
 -- sfreports.retry and sfreports.sleep are loaded when a call fails, not before
 local function retry() return require "sfreports.retry" end
@@ -46,26 +47,22 @@ function M.new(conf)
     timeout = conf.timeout, sleep = conf.sleep, bag = conf.bag,
     renew_token = conf.renew, on_token = conf.on_token, on_limits = conf.on_limits,
     observer = conf.observer, ends = conf.ends, budget = conf.budget,
-    generation = 0, renewing = false, renewals = 0, limits = nil,
+    generation = 0, renewing = false, renewals = 0, limit_info = nil,
   }, Sender)
 end
 
--- Sforce-Limit-Info: "api-usage=10018/100000; api-bursts=1/750" -> { ["api-usage"] = {used, max} }
-function M.parse_limit_info(s)
-  local out = { raw = s }
-  for name, used, max in s:gmatch("([%w%-_]+)=(%d+)/(%d+)") do
-    out[name] = { used = tonumber(used), max = tonumber(max) }
-  end
-  return out
-end
+M.parse_limit_info = observe.parse_limit_info
 
 -- Takes note of an answer's meta or error (limits: Sforce-Limit-Info comes with
--- errors too).
+-- errors too). The header is kept as text, and what on_limits gets is parsed when it
+-- is read (sfreports.observe.limits_of).
 function Sender:observe(meta)
-  if type(meta) == "table" and type(meta.limit_info) == "string" then
-    local parsed = M.parse_limit_info(meta.limit_info)
-    self.limits = parsed
-    if self.on_limits then self.on_limits(parsed) end
+  if type(meta) == "table" then
+    local raw = meta.limit_info
+    if type(raw) == "string" then
+      self.limit_info = raw
+      if self.on_limits then self.on_limits(observe.limits_of(raw)) end
+    end
   end
 end
 
@@ -78,9 +75,9 @@ function Sender:exchange(method, v, meta, attempt, started, what, wait)
   local obs = self.observer
   if not obs then return end
   if v ~= nil then
-    obs:exchange(method, meta, nil, attempt, started, nil, nil, self.limits)
+    obs:exchange(method, meta, nil, attempt, started, nil, nil, self.limit_info)
   else
-    obs:exchange(method, nil, meta, attempt, started, what, wait, self.limits)
+    obs:exchange(method, nil, meta, attempt, started, what, wait, self.limit_info)
   end
 end
 

@@ -243,7 +243,7 @@ local function scan(fm)
         local dc = rows[i].dataCells
         if dc[1] == nil and next(dc) ~= nil then return false end
         for j = 1, #dc do
-          if dc[j].label < "" then return false end
+          if dc[j].label < s then return false end
         end
       end
     end
@@ -251,7 +251,7 @@ local function scan(fm)
     if aggs ~= nil and aggs ~= null then
       if aggs[1] == nil and next(aggs) ~= nil then return false end
       for i = 1, #aggs do
-        if aggs[i].label < "" then return false end
+        if aggs[i].label < s then return false end
       end
     end
   end
