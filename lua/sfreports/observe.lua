@@ -25,7 +25,8 @@
 -- one line) as `hook_error` in the next info and in usage().hook_errors.
 local core = require "sfreports.core"
 
-local type, pcall, tostring, tonumber, setmetatable, pairs, next = type, pcall, tostring, tonumber, setmetatable, pairs, next
+local type, pcall, tostring, tonumber = type, pcall, tostring, tonumber
+local setmetatable, pairs, next = setmetatable, pairs, next
 local match, find, gsub, sub, gmatch = string.match, string.find, string.gsub, string.sub, string.gmatch
 local monotime = core.monotime
 

@@ -26,7 +26,7 @@ local phase = require "sfreports.phase"
 -- sfreports.retry and sfreports.sleep are loaded when a call fails, not before
 local function retry() return require "sfreports.retry" end
 
-local type, tonumber, setmetatable, pcall, error = type, tonumber, setmetatable, pcall, error
+local type, setmetatable, pcall, error = type, setmetatable, pcall, error
 local format = string.format
 local monotime = core.monotime
 

@@ -130,6 +130,12 @@ end
 
 local usage_error = argv.usage_error
 
+-- A report, instance or folder id on the command line: a usage error when malformed.
+function argv.check_id(id, what)
+  local ok, why = require("sfreports.ids").check(id, what)
+  if not ok then usage_error(why) end
+end
+
 function argv.is_usage_error(e)
   return getmetatable(e) == UsageError
 end

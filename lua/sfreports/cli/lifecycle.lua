@@ -14,11 +14,7 @@ local usage_error = argv.usage_error
 
 local lifecycle = {}
 
-local function check_report_id(id, what)
-  local ids = require "sfreports.ids"
-  local ok, why = ids.check(id, what)
-  if not ok then usage_error(why) end
-end
+local check_report_id = argv.check_id
 
 -- A report's describe (from create, clone, save): its id on stdout (so that
 -- `id=$(sfreports clone ...)` works) and a note, or with --format json the whole describe.

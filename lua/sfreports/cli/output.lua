@@ -9,6 +9,18 @@ local format = string.format
 
 local EXIT = Session.EXIT
 
+-- The client run options the "change" options of the command line ask for; {} without
+-- any, and then sfreports.cli.syntax (which parses them) is not loaded at all.
+function Session.run_options(o)
+  if not require("sfreports.cli.argv").changes(o) then return {} end
+  return require("sfreports.cli.syntax").run_options(o)
+end
+
+-- --format xlsx needs a file or a pipe: checked before any request.
+function Session:check_output()
+  if self.format == "xlsx" then self:check_binary_output() end
+end
+
 -- Writes rows from `source` (a report, or { columns =, rows_iter = iterator }) in the
 -- session's format. Returns the row count, or nil and a message.
 -- --no-header, --delimiter, --bom and --limit apply (sfreports.cli.shape); self.limit_reached
