@@ -442,47 +442,42 @@ function Client:query(metadata, opts)
   return to_report(decoded)
 end
 
--- One status check of an instance, never waiting: instance (updated) and, on Success,
--- the report; or nil, err.
-function Client:poll(instance)
-  return require("sfreports.async").poll(self, instance)
+-- Methods that hand the call to the module of their family, which is loaded when one
+-- of them is first called (each takes the client first). The README documents them:
+--   poll(instance), wait(instance, opts)              sfreports.async
+--   run_many(list, opts)                              sfreports.many
+--   run_all(report_id, opts)                          sfreports.paging (past 2,000 rows)
+--   export(report_id, opts), export_many(list, opts)  sfreports.export (Salesforce's .xlsx)
+--   create_report, clone_report, save_report, delete_report, report_fields, report_type,
+--   filter_operators                                  sfreports.lifecycle
+--   dashboards, dashboard, dashboard_status, refresh_dashboard, describe_dashboard,
+--   clone_dashboard, save_dashboard, delete_dashboard sfreports.dashboards
+-- (a table of method -> function name per module; the requires stay literal, for
+-- spec/require_graph_spec.lua)
+local function delegate(load, names)
+  for method, fname in pairs(names) do
+    Client[method] = function(self, ...) return load()[fname](self, ...) end
+  end
 end
-
--- Waits for an instance to finish and returns its report (see sfreports.async.wait).
-function Client:wait(instance, opts)
-  return require("sfreports.async").wait(self, instance, opts)
-end
-
--- Runs many reports with their requests in flight together (see sfreports.many):
--- list entries are report ids or { id = ..., async = true|false, <run options> }.
--- Returns reports, errs (arrays in input order) and stats.
-function Client:run_many(list, opts)
-  return require("sfreports.many").run_many(self, list, opts)
-end
-
--- Every row of a report past the 2,000-row cap, page by page (see sfreports.paging):
--- returns a paged report (`:rows()`, `:write()`, `.report` for totals), or nil, err.
-function Client:run_all(report_id, opts)
-  return require("sfreports.paging").run_all(self, report_id, opts)
-end
+delegate(function() return require "sfreports.async" end, { poll = "poll", wait = "wait" })
+delegate(function() return require "sfreports.many" end, { run_many = "run_many" })
+delegate(function() return require "sfreports.paging" end, { run_all = "run_all" })
+delegate(function() return require "sfreports.export" end, { export = "export", export_many = "export_many" })
+delegate(function() return require "sfreports.lifecycle" end, {
+  create_report = "create", clone_report = "clone", save_report = "save", delete_report = "delete",
+  report_fields = "fields", report_type = "report_type", filter_operators = "filter_operators",
+})
+delegate(function() return require "sfreports.dashboards" end, {
+  dashboards = "list", dashboard = "get", dashboard_status = "status", refresh_dashboard = "refresh",
+  describe_dashboard = "describe", clone_dashboard = "clone", save_dashboard = "save",
+  delete_dashboard = "delete",
+})
 
 -- Closes the transport (connections, handles). The client is unusable afterwards.
 function Client:close()
   if self.transport then self.transport:close() end
 end
 Client.__close = Client.close
-
--- export (sfreports.export)
--- Salesforce's formatted .xlsx of a report run, streamed to opts.to (a path, written
--- atomically; a file handle; or a function): { bytes, filename, path } | nil, err.
-function Client:export(report_id, opts)
-  return require("sfreports.export").export(self, report_id, opts)
-end
-
--- Several formatted exports, one at a time unless opts.concurrency says otherwise.
-function Client:export_many(list, opts)
-  return require("sfreports.export").export_many(self, list, opts)
-end
 
 -- lifecycle (sfreports.lifecycle)
 
@@ -495,90 +490,6 @@ function Client:forget_describe(report_id)
     self._describe_cache[ids.to18(report_id:sub(1, 15))] = nil
   end
   return true
-end
-
--- Creates a report from reportMetadata (POST /reports): its describe, or nil, err.
-function Client:create_report(metadata)
-  local d, err = require("sfreports.lifecycle").create(self, metadata)
-  return d, err
-end
-
--- Clones a report (POST /reports?cloneId=): opts { name = (required), folder = }.
-function Client:clone_report(report_id, opts)
-  local d, err = require("sfreports.lifecycle").clone(self, report_id, opts)
-  return d, err
-end
-
--- Saves changes to a report (PATCH): run options (filters, columns, groupings,
--- aggregates, sort...), name/description/folder, or raw metadata. The saved describe, or
--- nil, err. Salesforce deletes the report's running async instances when it is saved.
-function Client:save_report(report_id, changes)
-  local d, err = require("sfreports.lifecycle").save(self, report_id, changes)
-  return d, err
-end
-
--- Deletes a report: true, or nil, err (an api error with status 404 when it is gone).
-function Client:delete_report(report_id)
-  local ok, err = require("sfreports.lifecycle").delete(self, report_id)
-  return ok, err
-end
-
--- The fields a report can use (POST /reports/ID/fields); opts { intersect_with = {ids} }.
-function Client:report_fields(report_id, opts)
-  local d, err = require("sfreports.lifecycle").fields(self, report_id, opts)
-  return d, err
-end
-
--- The describe of one report type (GET /reportTypes/TYPE).
-function Client:report_type(report_type)
-  local d, err = require("sfreports.lifecycle").report_type(self, report_type)
-  return d, err
-end
-
--- Filter operators per data type (GET /filteroperators); opts { dashboards = true }.
-function Client:filter_operators(opts)
-  local d, err = require("sfreports.lifecycle").filter_operators(self, opts)
-  return d, err
-end
-
--- dashboards (sfreports.dashboards)
-
--- Recently used dashboards: { id, name, url, status_url, raw }.
-function Client:dashboards()
-  return require("sfreports.dashboards").list(self)
-end
-
--- A dashboard's results: components turned into report objects (opts: filters by label,
--- running_user, components, timeout).
-function Client:dashboard(dashboard_id, opts)
-  return require("sfreports.dashboards").get(self, dashboard_id, opts)
-end
-
--- Per-component refresh status of a dashboard.
-function Client:dashboard_status(dashboard_id, opts)
-  return require("sfreports.dashboards").status(self, dashboard_id, opts)
-end
-
--- Starts a refresh (or finds the one in progress): a handle with :wait(opts) and :poll().
-function Client:refresh_dashboard(dashboard_id, opts)
-  return require("sfreports.dashboards").refresh(self, dashboard_id, opts)
-end
-
-function Client:describe_dashboard(dashboard_id, opts)
-  return require("sfreports.dashboards").describe(self, dashboard_id, opts)
-end
-
-function Client:clone_dashboard(dashboard_id, name)
-  return require("sfreports.dashboards").clone(self, dashboard_id, name)
-end
-
--- Saves changes (PATCH): name, description, metadata, filters (sticky).
-function Client:save_dashboard(dashboard_id, changes)
-  return require("sfreports.dashboards").save(self, dashboard_id, changes)
-end
-
-function Client:delete_dashboard(dashboard_id)
-  return require("sfreports.dashboards").delete(self, dashboard_id)
 end
 
 -- observe (sfreports.observe)
