@@ -26,7 +26,7 @@ function commands.fetch(s, args)
   if s.o.wait then
     local async = require "sfreports.async"
     local inst = async.instance(client, args[1], { id = args[2], status = "Unknown" })
-    report, err = s:wait(client, inst)
+    report, err = require("sfreports.cli.progress").wait(s, client, inst)
   else
     report, err = client:fetch_instance(args[1], args[2])
     if not report and type(err) == "table" and err.code == "INSTANCE_NOT_READY" then
