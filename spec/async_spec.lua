@@ -150,6 +150,24 @@ describe("sfreports.async", function()
       assert.equal("timeout", err2.kind)
     end)
 
+    it("ends with the wait's timeout error when the time runs out during a poll", function()
+      local inst = assert(client:run_async(R.never_done.id))
+      -- every poll is held: the first one is still waiting for its answer at the deadline
+      org:control("fault", { kind = "stall", count = 5, seconds = 3, path = "/instances/" .. inst.id })
+      local report, err = inst:wait({ timeout = 0.6, poll_interval = 0.1 })
+      assert.is_nil(report)
+      assert.equal("timeout", err.kind)
+      assert.equal(inst.id, err.instance_id) -- the wait's error, not the transport's
+      assert.matches("still", err.message, 1, true)
+      assert.is_true(err.retryable)
+      local polled = 0 -- (a held poll is not in instance_polls: the fault answers it)
+      for uri, n in pairs(org:stats().by_path) do
+        if uri:find("/instances/" .. inst.id, 1, true) then polled = polled + n end
+      end
+      assert.is_true(polled >= 1)
+      org:reset()
+    end)
+
     it("deletes the instance on a timeout when asked", function()
       local inst = assert(client:run_async(R.never_done.id))
       local _, err = inst:wait({ timeout = 0.3, delete = "timeout" })

@@ -58,6 +58,7 @@ M.JITTER = 0.1                 -- +-10% on each gap of a single wait
 
 local MIN_SLEEP = sleep_mod.MIN_SLEEP
 M.MIN_POLL_BUDGET = 0.25       -- seconds a poll at the very end of a wait may still take
+M.DEADLINE_SLACK = 0.05        -- a poll timing out this close to the wait's end ends the wait
 
 local Instance = {}
 Instance.__index = Instance
@@ -247,6 +248,14 @@ end
 -- Waits until the instance finishes. Returns the report, or nil, err. A deadline gives a
 -- `timeout` error that keeps instance_id so the caller can come back later.
 -- opts: timeout, poll_interval, poll_max, sleep, yield, delete (true | "timeout" | "after").
+-- The end of a wait whose time is up: the timeout error, after deleting the instance
+-- when opts.delete says "timeout".
+local function timed_out(client, inst, opts, timeout)
+  local deleted, derr
+  if M.wants_delete(opts, "timeout") then deleted, derr = delete_now(client, inst) end
+  return nil, M.timeout_error(inst, timeout, deleted, derr)
+end
+
 function M.wait(client, inst, opts)
   check_instance(inst, "wait")
   opts = check_wait_options(opts, "wait")
@@ -268,6 +277,13 @@ function M.wait(client, inst, opts)
     -- each poll is bounded by what is left of the wait (at least a round trip's worth)
     local ok, report = M.poll(client, inst, max(deadline - monotime(), M.MIN_POLL_BUDGET))
     if not ok then
+      -- a poll cut short because the wait's time (or the client's budget, which ends
+      -- with it or before) ran out mid-request: the wait timed out, whatever the
+      -- transport's words for it were
+      -- (engines count in milliseconds: a poll given all that was left may end a hair early)
+      if type(report) == "table" and report.kind == "timeout" and monotime() >= deadline - M.DEADLINE_SLACK then
+        return timed_out(client, inst, opts, timeout)
+      end
       if report.code == "INSTANCE_ERROR" and M.wants_delete(opts, "after") then delete_now(client, inst) end
       return nil, report
     end
@@ -276,11 +292,7 @@ function M.wait(client, inst, opts)
       return report
     end
     now = monotime()
-    if now >= deadline then
-      local deleted, derr
-      if M.wants_delete(opts, "timeout") then deleted, derr = delete_now(client, inst) end
-      return nil, M.timeout_error(inst, timeout, deleted, derr)
-    end
+    if now >= deadline then return timed_out(client, inst, opts, timeout) end
     due = now + jitter(M.poll_gap(now - started, opts))
   end
 end
