@@ -2,20 +2,14 @@
 -- messages (every one scrubbed of secrets and control characters), credentials (the
 -- client, from the SF_* variables or --org) and its output file, which is replaced
 -- atomically: rows go to a temporary file next to it, renamed over it only on success.
-local type, tostring, tonumber, pcall, setmetatable, ipairs, rawget =
-  type, tostring, tonumber, pcall, setmetatable, ipairs, rawget
-local format, find, match, sub, gsub, byte =
-  string.format, string.find, string.match, string.sub, string.gsub, string.byte
-local concat = table.concat
+local type, tostring, pcall, setmetatable, ipairs = type, tostring, pcall, setmetatable, ipairs
+local format, find, match, sub = string.format, string.find, string.match, string.sub
 
 local Session = {}
 Session.__index = Session
 
 Session.EXIT = { OK = 0, FAILURE = 1, USAGE = 2, TRUNCATED = 3, INTERRUPTED = 130 }
 local EXIT = Session.EXIT
-
--- The longest message printed on standard error; a server's text beyond it is cut.
-local MAX_MESSAGE = 2000
 
 local function getenv_of(env)
   if env == nil then return os.getenv end
@@ -96,48 +90,6 @@ function Session:add_secret(secret)
   if type(secret) == "string" and #secret >= 4 then self.secrets[#self.secrets + 1] = secret end
 end
 
--- The end of `secret` in msg starting at i, or nil. Each character of the secret may
--- come back as itself or encoded: "%XX" (either case, as URL and form encoders do,
--- whichever characters they choose to encode), "+" for a space, "\/" for "/" (JSON).
-local function secret_at(msg, i, secret)
-  local j = i
-  for k = 1, #secret do
-    local c, m = byte(secret, k), byte(msg, j)
-    if m == c then
-      j = j + 1
-    elseif m == 37 and match(msg, "^%x%x", j + 1) and tonumber(sub(msg, j + 1, j + 2), 16) == c then
-      j = j + 3
-    elseif (m == 43 and c == 32) then
-      j = j + 1
-    elseif m == 92 and c == 47 and byte(msg, j + 1) == 47 then
-      j = j + 2
-    else
-      return nil
-    end
-  end
-  return j - 1
-end
-
--- msg with every occurrence of secret (in any of the forms above) replaced.
-local function redact(msg, secret)
-  local out, i, n, last = {}, 1, #msg, 1
-  local first = byte(secret, 1)
-  while i <= n do
-    local m = byte(msg, i)
-    local stop = (m == first or m == 37 or m == 43 or m == 92) and secret_at(msg, i, secret)
-    if stop then
-      out[#out + 1] = sub(msg, last, i - 1)
-      out[#out + 1] = "[redacted]"
-      i, last = stop + 1, stop + 1
-    else
-      i = i + 1
-    end
-  end
-  if last == 1 then return msg end
-  out[#out + 1] = sub(msg, last)
-  return concat(out)
-end
-
 -- The secrets of this run: SF_ACCESS_TOKEN and every token the library handed over.
 function Session:all_secrets()
   local list = { self.getenv("SF_ACCESS_TOKEN") }
@@ -145,19 +97,10 @@ function Session:all_secrets()
   return list
 end
 
--- The message as one printable line: no secret (raw, URL-encoded or after "Bearer"),
--- no control character (a server's text could otherwise drive the terminal), bounded.
+-- The message as one printable line: no secret, no control character, bounded
+-- (sfreports.cli.words, loaded when there is something to say).
 function Session:scrub(msg)
-  msg = tostring(msg)
-  for _, secret in ipairs(self:all_secrets()) do
-    if type(secret) == "string" and #secret >= 4 then
-      msg = redact(msg, secret)
-    end
-  end
-  msg = gsub(msg, "([Bb][Ee][Aa][Rr][Ee][Rr]%s+)[^%s\"',;]+", "%1[redacted]")
-  msg = gsub(msg, "[%c\127]", " ")
-  if #msg > MAX_MESSAGE then msg = sub(msg, 1, MAX_MESSAGE) .. "..." end
-  return msg
+  return require("sfreports.cli.words").scrub(self, msg)
 end
 
 function Session:note(msg)
@@ -174,92 +117,14 @@ function Session:fail(msg)
   return EXIT.FAILURE
 end
 
--- The command-line options behind the library's run options (named by errors' `option`).
-local OPTION_FLAGS = {
-  filters = "--filter", logic = "--logic", replace_filters = "--replace-filters",
-  date_filter = "--date/--from/--to", sort = "--sort", top = "--top", columns = "--columns",
-}
-
--- First line of a raised error, without the "file.lua:12: " position.
-local function raised_message(e)
-  local msg = match(tostring(e), "^[^\n]*")
-  return (gsub(msg, "^[^%s:]+%.lua:%d+: ", ""))
-end
-Session.raised_message = raised_message
-
--- The library's words for its options, in the command line's (the CLI speaks CLI):
--- run_all's opts.key is --key COLUMN, its page filters read as --filter would.
-local OPERATOR_WORDS = { equals = "=", notEqual = "!=", lessThan = "<", greaterThan = ">",
-  lessOrEqual = "<=", greaterOrEqual = ">=" }
-function Session.cli_words(msg)
-  msg = gsub(msg, "give more keys with opts%.key", "name more paging columns with --key COLUMN,COLUMN")
-  msg = gsub(msg, "with opts%.key", "with --key COLUMN")
-  msg = gsub(msg, "opts%.key", "--key COLUMN")
-  msg = gsub(msg, " %(max_runs%)", "")
-  -- "(STAGE_NAME equals Closed Won, AMOUNT greaterThan 5)" -> "(STAGE_NAME = Closed Won, AMOUNT > 5)"
-  msg = gsub(msg, "(%u[%w_]*) (%a+) ", function(col, op)
-    local sym = OPERATOR_WORDS[op]
-    if sym then return col .. " " .. sym .. " " end
-  end)
-  return msg
-end
-
--- A library error value as one line: message plus the fields that help (status, code).
-local function describe_error(err)
-  if type(err) ~= "table" then return tostring(err) end
-  local msg = tostring(err.message or err)
-  if type(err.budget) == "number" then msg = format("--timeout %g s ran out", err.budget) end
-  local extra = {}
-  if err.code and err.code ~= "" and not find(msg, tostring(err.code), 1, true) then
-    extra[#extra + 1] = tostring(err.code)
-  end
-  if err.status and not find(msg, tostring(err.status), 1, true) then
-    extra[#extra + 1] = "HTTP " .. tostring(err.status)
-  end
-  if #extra > 0 then msg = msg .. " (" .. concat(extra, ", ") .. ")" end
-  local flag = OPTION_FLAGS[err.option]
-  if flag then msg = msg .. " [" .. flag .. "]" end
-  return Session.cli_words(msg)
-end
-Session.describe_error = describe_error
-
--- Whether libcurl would use a proxy for url, as it decides from the environment
--- (https_proxy/HTTPS_PROXY or http_proxy, then all_proxy/ALL_PROXY; no_proxy/NO_PROXY):
--- "through the proxy HOST:PORT (from VAR)" or "no proxy". Credentials in it are not shown.
-function Session:proxy_note(url)
-  local getenv = self.getenv
-  local scheme, host = match(tostring(url or ""), "^(%a+)://%[?([^/:%]]+)")
-  if not scheme then return nil end
-  scheme = scheme:lower()
-  local names = scheme == "https" and { "https_proxy", "HTTPS_PROXY" } or { "http_proxy" }
-  names[#names + 1], names[#names + 2] = "all_proxy", "ALL_PROXY"
-  local var, proxy
-  for _, n in ipairs(names) do
-    local v = getenv(n)
-    if type(v) == "string" and v ~= "" then var, proxy = n, v break end
-  end
-  if not proxy then return "no proxy" end
-  local no = getenv("no_proxy") or getenv("NO_PROXY")
-  if type(no) == "string" then
-    for item in no:gmatch("[^,%s]+") do
-      local d = item:gsub("^%.", ""):lower()
-      local h = host:lower()
-      if d == "*" or h == d or sub(h, -#d - 1) == "." .. d then return "no proxy (" .. host .. " is in no_proxy)" end
-    end
-  end
-  proxy = gsub(proxy, "//[^@/]*@", "//")
-  return format("through the proxy %s (from %s)", proxy, var)
-end
-
-function Session:fail_err(err, what)
-  local msg = describe_error(err)
-  if type(err) == "table" and err.kind == "network" and self._client then
-    local note = self:proxy_note(self.getenv("SF_INSTANCE_URL") or self._client.instance_url)
-    if note then msg = msg .. "; " .. note end
-  end
-  if what then msg = what .. ": " .. msg end
-  return self:fail(msg)
-end
+-- How failures are worded (sfreports.cli.words): the library's error as one line in the
+-- command line's terms, with the proxy in use for a network error.
+function Session.raised_message(e) return require("sfreports.cli.words").raised_message(e) end
+function Session.cli_words(msg) return require("sfreports.cli.words").cli_words(msg) end
+function Session.describe_error(err) return require("sfreports.cli.words").describe_error(err) end
+function Session:proxy_note(url) return require("sfreports.cli.words").proxy_note(self, url) end
+function Session:fail_err(err, what) return require("sfreports.cli.words").fail_err(self, err, what) end
+function Session.build_hint(why) return require("sfreports.cli.words").build_hint(why) end
 
 ---------------------------------------------------------------------------------------
 -- credentials
@@ -307,13 +172,13 @@ local function org_client(self, sfreports, opts)
   opts.auth = { flow = "sf_cli", alias = alias }
   local pok, c, e = pcall(sfreports.new, opts)
   if not pok then
-    local why = raised_message(c)
+    local why = Session.raised_message(c)
     if find(why, "module 'sfreports.auth' not found", 1, true) then
       why = "this installation of sfreports has no sfreports.auth module (Salesforce CLI logins)"
     end
     return nil, format("cannot use the Salesforce CLI login %q: %s", alias, why)
   end
-  if not c then return nil, format("cannot use the Salesforce CLI login %q: %s", alias, describe_error(e)) end
+  if not c then return nil, format("cannot use the Salesforce CLI login %q: %s", alias, Session.describe_error(e)) end
   return c
 end
 
@@ -325,21 +190,11 @@ local function env_client(self, sfreports, opts)
   end
   local client, err = sfreports.from_env(opts, self.getenv)
   if client then return client end
-  local msg = describe_error(err)
+  local msg = Session.describe_error(err)
   if err and err.kind == "invalid" and find(msg, "not set", 1, true) then
     msg = msg .. ": set SF_INSTANCE_URL and SF_ACCESS_TOKEN, or use --org ALIAS"
   end
   return nil, msg
-end
-
--- The message when the library (its C core) cannot be loaded: the exact command that
--- builds it for the interpreter in use (the Makefile's LUA= names it).
-function Session.build_hint(why)
-  local jit = rawget(_G, "jit")
-  local runtime = jit and "luajit" or ("lua" .. (match(_VERSION, "(%d+%.%d+)") or ""))
-  local cmd = "make LUA=" .. runtime
-  return format("cannot load the sfreports library for %s (is it built for %s? run `%s` in the checkout,"
-    .. " or install it for %s): %s", runtime, runtime, cmd, runtime, match(tostring(why), "^[^\n]*"))
 end
 
 -- Builds the client from --org or the SF_* variables. Returns it, or nil and a message.
@@ -363,8 +218,8 @@ function Session:client()
     local popts, perr = require("sfreports.cli.profile").client_options(self, prof, opts)
     if not popts then return nil, perr end
     local pok, c, e = pcall(sfreports.new, popts)
-    if not pok then return nil, format("profile %q: %s", prof, raised_message(c)) end
-    if not c then return nil, format("profile %q: %s", prof, describe_error(e)) end
+    if not pok then return nil, format("profile %q: %s", prof, Session.raised_message(c)) end
+    if not c then return nil, format("profile %q: %s", prof, Session.describe_error(e)) end
     client = c
   elseif self.o.org then
     client, err = org_client(self, sfreports, opts)
