@@ -118,6 +118,41 @@ describe("report shape scan", function()
     assert.truthy(err.message:find("groupingsDown.groupings[1].groupings[1].groupings is a string, expected an array",
       1, true), err.message)
   end)
+
+  -- the grouping trees' scan (no call per node) passes trees whose nodes all have a text
+  -- key; everything else goes to the careful check, which accepts what is valid
+  it("reads grouping trees the scan leaves to the careful check", function()
+    for _, nodes in ipairs({
+      { { label = "a", groupings = {} } },                       -- no key
+      { { key = 0, groupings = { { key = "0_0", groupings = {} } } } }, -- a number key
+      { { key = "0", groupings = cjson.null } },                 -- null children
+      { { key = "0", groupings = { { key = "0_0" } } } },        -- no children list
+    }) do
+      local d = tabular(PLAIN)
+      d.groupingsAcross = { groupings = nodes }
+      assert(report.new(d))
+    end
+  end)
+
+  it("refuses what the tree scan stops at with the careful check's message", function()
+    for _, case in ipairs({
+      { { "0" }, "groupingsDown.groupings[1] is a string, expected an object" },
+      { { { "0" } }, "groupingsDown.groupings[1] is an array, expected an object" },
+      { { key = "0" }, "groupingsDown.groupings is an object, expected an array" },
+      { "x", "groupingsDown.groupings is a string, expected an array" },
+    }) do
+      local d = tabular(PLAIN)
+      d.groupingsDown = { groupings = case[1] }
+      local r, err = report.new(d)
+      assert.is_nil(r)
+      assert.truthy(err.message:find(case[2], 1, true), err.message)
+    end
+    local d = tabular(PLAIN)
+    d.groupingsDown = "down"
+    local r, err = report.new(d)
+    assert.is_nil(r)
+    assert.truthy(err.message:find("groupingsDown is a string, expected an object", 1, true), err.message)
+  end)
 end)
 
 describe("CSV and TSV label lane", function()

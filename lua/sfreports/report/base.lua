@@ -2,7 +2,7 @@
 -- (JSON null, a read-only empty table, type filters). See sfreports.report.
 local json = require "sfreports.json"
 
-local type, setmetatable, error = type, setmetatable, error
+local type, setmetatable, error, next = type, setmetatable, error, next
 
 local base = {}
 
@@ -21,6 +21,16 @@ end
 function base.str(v)
   if type(v) == "string" then return v end
   return nil
+end
+
+-- Tables decoded from JSON arrays have the keys 1..n, objects string keys; an empty
+-- table is both. (t[1] first: these run for every row and cell.)
+function base.is_array(t)
+  return t[1] ~= nil or next(t) == nil
+end
+
+function base.is_object(t)
+  return t[1] == nil
 end
 
 return base
