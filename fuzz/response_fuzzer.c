@@ -9,7 +9,8 @@
  * (sfr_push_headers, Content-Type and Retry-After extraction with sfr_header_number),
  * classification (sfr_classify via core.classify: status, content type, excerpts, error
  * bodies), JSON decoding with lua-cjson (core.decode) and gunzip (core.gunzip, with and
- * without a size cap). It runs in a real Lua 5.4 state with the real cjson module, as in
+ * without a size cap), and the report shape scan (core.scan_facts) over whatever the body
+ * decodes to and its factMap. It runs in a real Lua 5.4 state with the real cjson module, as in
  * production. None of these may raise a Lua error or touch memory they do not own; a raise
  * aborts (a crash for libFuzzer), and the sanitizers catch the rest.
  *
@@ -145,6 +146,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     lua_pushlstring(FL, p + body_at, n - body_at);
     call_core("decode", 1);
+    /* the shape scan over the decoded value (any table) and its factMap (any table) */
+    lua_rawgeti(FL, LUA_REGISTRYINDEX, decode_ref);
+    lua_pushlstring(FL, p + body_at, n - body_at);
+    if (lua_pcall(FL, 1, 1, 0) == 0 && lua_istable(FL, -1)) {
+        int decoded = lua_gettop(FL);
+        lua_pushvalue(FL, decoded);
+        lua_pushlightuserdata(FL, NULL); /* cjson.null */
+        call_core("scan_facts", 2);
+        lua_getfield(FL, decoded, "factMap");
+        if (lua_istable(FL, -1)) {
+            lua_pushlightuserdata(FL, NULL);
+            call_core("scan_facts", 2);
+        } else {
+            lua_pop(FL, 1);
+        }
+    }
+    lua_settop(FL, headers + 2);
     /* a 16 KB input can inflate to ~16 MB: cap it (the cap's own path is the same code) */
     lua_pushlstring(FL, p + body_at, n - body_at);
     lua_pushnumber(FL, 1024 * 1024);

@@ -96,6 +96,39 @@ describe("report shape scan", function()
     end)
   end
 
+  it("gets the same answer from the C core's scan and the Lua one", function()
+    local shape = require "sfreports.report.shape"
+    local function answers(fm)
+      local ok, lua = pcall(shape.scan_lua, fm)
+      return (ok and lua) == true, core.scan_facts(fm, cjson.null)
+    end
+    local lua, c = answers(tabular(PLAIN).factMap)
+    assert.is_true(lua)
+    assert.is_true(c)
+    local fms = {}
+    for _, case in ipairs(CAREFUL) do fms[#fms + 1] = tabular(case[2]).factMap end
+    for _, case in ipairs(REFUSED) do fms[#fms + 1] = tabular(case[2]).factMap end
+    for _, aggs in ipairs({ '[{"label":null,"value":2}]', '["2"]', '{"a":1}', '[[1]]', '"x"' }) do
+      fms[#fms + 1] = tabular(PLAIN, aggs).factMap
+    end
+    for _, fm in ipairs({ { ["T!T"] = "rows" }, { ["T!T"] = { 1 } }, { ["T!T"] = { rows = { a = 1 } } },
+      { ["T!T"] = { rows = "r" } }, { ["T!T"] = { rows = { { dataCells = { { label = 1 } } } } } } }) do
+      fms[#fms + 1] = fm
+    end
+    for i, fm in ipairs(fms) do
+      lua, c = answers(fm)
+      assert.is_false(lua, i)
+      assert.is_false(c, i)
+    end
+    -- and alike on what is valid without being plain: null/absent rows and aggregates
+    for _, fm in ipairs({ { ["T!T"] = {} }, { ["T!T"] = { rows = cjson.null, aggregates = cjson.null } },
+      { ["0!T"] = { rows = {}, aggregates = { { label = "1" } } } } }) do
+      lua, c = answers(fm)
+      assert.is_true(lua)
+      assert.is_true(c)
+    end
+  end)
+
   it("refuses a string aggregate and a string fact-map entry", function()
     local r, err = report.new(tabular(PLAIN, '["2"]'))
     assert.is_nil(r)

@@ -2,7 +2,8 @@
  *
  * A unity build: error.c (structured errors, response classification), request.c (the
  * one request description, option checks and defaults), session.c (the libcurl
- * engine), crypto.c (RS256, base64url) and inflate.c (gzip) are included here, so that
+ * engine), crypto.c (RS256, base64url), inflate.c (gzip) and shape.c (the report shape
+ * scan) are included here, so that
  * everything but luaopen_sfreports_core is static and nothing else is exported.
  *
  * JSON is decoded by lua-cjson: at load time the module requires "cjson", makes a private
@@ -31,6 +32,7 @@
 #include "session.c"
 #include "crypto.c"
 #include "inflate.c"
+#include "shape.c"
 
 /* core.decode(s) -> value | nil, err */
 static int sfr_core_decode(lua_State *L)
@@ -162,6 +164,7 @@ static const luaL_Reg sfr_core_plain_funcs[] = {
     { "sleep", sfr_core_sleep },
     { "monotime", sfr_core_monotime },
     { "file_kind", sfr_core_file_kind },
+    { "scan_facts", sfr_core_scan_facts },
     { NULL, NULL }
 };
 

@@ -22,7 +22,7 @@
 local base = require "sfreports.report.base"
 
 local null, is_array, is_object = base.null, base.is_array, base.is_object
-local type, pairs, next, pcall = type, pairs, next, pcall
+local type, pairs, next, pcall, rawget, require = type, pairs, next, pcall, rawget, require
 
 -- the careful check and its messages (sfreports.report.careful), loaded when a fast
 -- scan stops or a check fails
@@ -127,6 +127,24 @@ local function scan(fm)
   return true
 end
 
+shape.scan_lua = scan -- (for the spec that holds the two scans to the same answers)
+
+-- The scan this runtime runs fastest: on PUC Lua the C core's (core.scan_facts, the same
+-- question answered over the Lua API, 1.5 to 2 times fewer instructions than the loop
+-- above on Lua 5.4), on LuaJIT (which compiles the loop above into faster code than any
+-- C over its API) or without the C core built (scripts reading saved results), `scan`.
+-- Chosen at the first check, so that reading a report never loads the core by itself.
+local scan_facts
+local function fast_scan(fm)
+  if scan_facts == nil then
+    local ok, core = false, nil
+    if not rawget(_G, "jit") then ok, core = pcall(require, "sfreports.core") end
+    local c_scan = ok and type(core) == "table" and core.scan_facts
+    scan_facts = c_scan and function(t) return c_scan(t, null) end or scan
+  end
+  return scan_facts(fm)
+end
+
 -- Checks a decoded result (after a dashboard component is unwrapped). Returns true, the
 -- map of normalised dataCells (false when none) and whether every cell is an object with
 -- a text label (the scan passed); or nil and a message.
@@ -143,7 +161,7 @@ function shape.check(d)
   if not ok then return nil, err end
   ok, err = tree_ok(d.groupingsAcross, "groupingsAcross")
   if not ok then return nil, err end
-  local scanned, plain = pcall(scan, fm)
+  local scanned, plain = pcall(fast_scan, fm)
   if scanned and plain then return true, false, true end
   local fixed
   ok, fixed = careful().check_entries(fm)
