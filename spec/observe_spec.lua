@@ -287,6 +287,31 @@ describe("on_request, usage() and limits()", function()
     c:close()
   end)
 
+  it("the Sforce-Limit-Info of the last answer: client.limit_info and usage(), read when asked", function()
+    local c = assert(sfreports.new(options()))
+    assert(c:list_reports())
+    local used_before = c.limit_info["api-usage"].used
+    assert(c:list_reports())
+    local li = c.limit_info
+    assert.is_string(li.raw)
+    local used, max = li.raw:match("api%-usage=(%d+)/(%d+)")
+    assert.equal(tonumber(used), li["api-usage"].used) -- parsed from this answer's header
+    assert.equal(tonumber(max), li["api-usage"].max)
+    assert.is_true(li["api-usage"].used > used_before)
+    assert.same({ used = li["api-usage"].used, max = li["api-usage"].max }, c:usage().api_usage)
+    -- the lazy table iterates like the parsed one (after a first read on Lua 5.1/LuaJIT)
+    local names = {}
+    for k in pairs(li) do names[#names + 1] = k end
+    table.sort(names)
+    assert.same({ "api-usage", "raw" }, names)
+    assert.same(require("sfreports.client").parse_limit_info(li.raw), (function()
+      local t = {}
+      for k, v in pairs(li) do t[k] = v end
+      return t
+    end)())
+    c:close()
+  end)
+
   it("budget: a call that would start past it fails without sending anything", function()
     org:control("config", { sync_delay = 0.3 })
     local infos = {}
