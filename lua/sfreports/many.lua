@@ -323,19 +323,21 @@ function Run:settle(item, now)
   return self:polled(item, v, now)
 end
 
--- Whether a request has finished: seen in some perform() result, or (when the handle can
--- tell) finished while another loop drove the engine and took the perform() result.
-local function finished(h)
+-- Whether a request has finished: seen in some perform() result, or (when `ask`, and the
+-- handle can tell) finished while another loop drove the engine and took the perform()
+-- result.
+local function finished(h, ask)
   if finished_handles[h] then return true end
+  if not ask then return false end
   local done = h.done
   return done ~= nil and done(h) == true
 end
 
--- Collects the finished requests of this run.
-function Run:reap()
+-- Collects the finished requests of this run. ask: also ask each handle (see drive).
+function Run:reap(ask)
   local inflight, kept, done = self.inflight, {}, {}
   for _, item in ipairs(inflight) do
-    if finished(item.handle) then
+    if finished(item.handle, ask) then
       finished_handles[item.handle] = nil
       done[#done + 1] = item
     else
@@ -350,12 +352,16 @@ function Run:reap()
   return #done
 end
 
--- One engine turn: runs transfers, waiting up to `wait` seconds for activity.
+-- One engine turn: runs transfers, waiting up to `wait` seconds for activity. The
+-- handles this turn's perform() reported are collected; each in-flight handle is asked
+-- itself (a call into the engine per request) only on a turn that reported none, or
+-- every 8th turn: a request that another loop's perform() reported is found then.
 function Run:drive(wait)
-  self.stats.turns = self.stats.turns + 1
+  local stats = self.stats
+  stats.turns = stats.turns + 1
   local list = self.transport:perform(wait)
   for i = 1, #list do finished_handles[list[i]] = true end
-  return self:reap()
+  return self:reap(#list == 0 or stats.turns % 8 == 0)
 end
 
 -- The next moment something is due without network activity: a retry or a poll that

@@ -94,18 +94,20 @@ local function classify_target(target)
   local path = cut and sub(target, 1, cut - 1) or target
   local _, at = find(path, "/analytics/", 1, true)
   if at then
-    local rest = sub(path, at + 1)
-    local rid, tail = match(rest, "^reports/(%w+)(.*)$")
-    if rid then
-      if rid == "query" then return "run_sync" end
-      if tail == "" or tail == "/" then return "run_sync", rid end
-      if tail == "/describe" then return "describe", rid end
-      if tail == "/instances" then return "instances", rid end
-      local iid = match(tail, "^/instances/(%w+)$")
-      if iid then return "instance", rid, iid end
-      return "other", rid
+    if find(path, "reports/", at + 1, true) == at + 1 then
+      local rid = match(path, "^%w+", at + 9)
+      local tail = rid and sub(path, at + 9 + #rid) or ""
+      if rid then
+        if rid == "query" then return "run_sync" end
+        if tail == "" or tail == "/" then return "run_sync", rid end
+        if tail == "/describe" then return "describe", rid end
+        if tail == "/instances" then return "instances", rid end
+        local iid = find(tail, "/instances/", 1, true) == 1 and sub(tail, 12) or ""
+        if iid ~= "" and not find(iid, "%W") then return "instance", rid, iid end
+        return "other", rid
+      end
     end
-    local did = match(rest, "^dashboards/(%w+)")
+    local did = match(sub(path, at + 1), "^dashboards/(%w+)")
     if did then return "dashboard", nil, nil, did end
     return "other"
   end

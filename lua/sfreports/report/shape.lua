@@ -22,7 +22,7 @@
 local base = require "sfreports.report.base"
 
 local null, is_array, is_object = base.null, base.is_array, base.is_object
-local type, pairs, next, pcall, rawget, require = type, pairs, next, pcall, rawget, require
+local type, next, pcall, rawget, require, ipairs, assert = type, next, pcall, rawget, require, ipairs, assert
 
 -- the careful check and its messages (sfreports.report.careful), loaded when a fast
 -- scan stops or a check fails
@@ -30,16 +30,22 @@ local function careful() return require "sfreports.report.careful" end
 
 local shape = {}
 
--- An optional container: absent, null, or a table of the right kind.
-local function optional(v, where, want_array)
+-- Whether an optional container fits: absent, null, or a table of the right kind.
+local function fits(v, want_array)
   if v == nil or v == null then return true end
-  if type(v) == "table" and (want_array and is_array(v) or not want_array and is_object(v)) then
-    return true
-  end
+  if type(v) ~= "table" then return false end
+  if want_array then return is_array(v) end
+  return is_object(v)
+end
+
+-- The same as a check: true, or nil and the message naming `where`.
+local function optional(v, where, want_array)
+  if fits(v, want_array) then return true end
   return careful().bad(where, v, want_array and "an array" or "an object")
 end
 
 -- The optional containers of the metadata: field path, parent key, want an array.
+local TOP = { "reportMetadata", "reportExtendedMetadata", "attributes" }
 local META_FIELDS = {
   { "reportMetadata", "detailColumns", true }, { "reportMetadata", "aggregates", true },
   { "reportMetadata", "groupingsDown", true }, { "reportMetadata", "groupingsAcross", true },
@@ -48,16 +54,44 @@ local META_FIELDS = {
   { "reportExtendedMetadata", "groupingColumnInfo", false },
 }
 
-local function check_metadata(d)
-  for _, name in pairs({ "reportMetadata", "reportExtendedMetadata", "attributes" }) do
-    local ok, err = optional(d[name], name, false)
-    if not ok then return nil, err end
+-- The usual case in one pass without a call per field: both metadata objects present,
+-- attributes absent or an object, and each container absent, null or of its kind.
+-- false sends the result through check_metadata's field-by-field check.
+local META_ARRAYS, META_OBJECTS = {}, {} -- (from META_FIELDS)
+for _, f in ipairs(META_FIELDS) do
+  if f[1] == "reportMetadata" and f[3] then META_ARRAYS[#META_ARRAYS + 1] = f[2] end
+  if f[1] == "reportExtendedMetadata" and not f[3] then META_OBJECTS[#META_OBJECTS + 1] = f[2] end
+end
+assert(#META_ARRAYS + #META_OBJECTS == #META_FIELDS, "shape: a metadata container this pass does not know")
+local N_ARRAYS, N_OBJECTS = #META_ARRAYS, #META_OBJECTS
+local function metadata_plain(d)
+  local m, x, a = d.reportMetadata, d.reportExtendedMetadata, d.attributes
+  if type(m) ~= "table" or m[1] ~= nil or type(x) ~= "table" or x[1] ~= nil then return false end
+  if a ~= nil and (type(a) ~= "table" or a[1] ~= nil) then return false end
+  for i = 1, N_ARRAYS do
+    local v = m[META_ARRAYS[i]]
+    if v ~= nil and v ~= null and (type(v) ~= "table" or (v[1] == nil and next(v) ~= nil)) then return false end
   end
-  for _, f in pairs(META_FIELDS) do
+  for i = 1, N_OBJECTS do
+    local v = x[META_OBJECTS[i]]
+    if v ~= nil and v ~= null and (type(v) ~= "table" or v[1] ~= nil) then return false end
+  end
+  return true
+end
+
+-- (Runs once per report, for every report of a run_many: no table, string or closure
+-- is made unless something is wrong.)
+local function check_metadata(d)
+  if metadata_plain(d) then return true end
+  for i = 1, #TOP do
+    local name = TOP[i]
+    if not fits(d[name], false) then return optional(d[name], name, false) end
+  end
+  for i = 1, #META_FIELDS do
+    local f = META_FIELDS[i]
     local parent = d[f[1]]
-    if type(parent) == "table" then
-      local ok, err = optional(parent[f[2]], f[1] .. "." .. f[2], f[3])
-      if not ok then return nil, err end
+    if type(parent) == "table" and not fits(parent[f[2]], f[3]) then
+      return optional(parent[f[2]], f[1] .. "." .. f[2], f[3])
     end
   end
   return true
