@@ -25,7 +25,7 @@ local argv = require "sfreports.cli.argv"
 -- the help texts and the syntax of the "change" options are loaded when needed
 local function help() return require "sfreports.cli.help" end
 
-local pcall, pairs, ipairs, type, tostring, rawget, require = pcall, pairs, ipairs, type, tostring, rawget, require
+local pcall, ipairs, type, tostring, require = pcall, ipairs, type, tostring, require
 local format, concat, find = string.format, table.concat, string.find
 
 local cli = {}
@@ -47,65 +47,20 @@ function cli.parse_filter(spec) return require("sfreports.cli.syntax").parse_fil
 function cli.run_options(o) return require("sfreports.cli.syntax").run_options(o) end
 
 local usage_error = argv.usage_error
-local COMMAND_NAMES = "run export describe instances fetch delete list query types create clone save delete-report"
-  .. " fields operators dashboard"
-
--- Edit distance (insertions, deletions, substitutions) between two short words.
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
--- " (did you mean run?)" for a mistyped command (at most two edits away), else "".
-local function suggestion(word)
-  local best, best_d = nil, 3
-  for name in pairs(argv.COMMANDS) do
-    local d = distance(word:lower(), name)
-    if d < best_d or (d == best_d and best and name < best) then best, best_d = name, d end
-  end
-  return best and (" (did you mean " .. best .. "?)") or ""
-end
-
-local function version_text()
-  local ok, sfreports = pcall(require, "sfreports")
-  local v = ok and sfreports.VERSION or "(library not built)"
-  local rt = rawget(_G, "jit") and rawget(_G, "jit").version or _VERSION
-  return format("sfreports %s (%s)", tostring(v), tostring(rt))
-end
-
-local function show_help(s, positional)
-  local topic = positional[2]
-  if positional[3] then usage_error("help takes one command name") end
-  if topic == nil then
-    s.stdout:write(help().MAIN)
-    return EXIT.OK
-  end
-  if not help().COMMANDS[topic] then usage_error(format("no command %q; commands: %s", topic, COMMAND_NAMES)) end
-  s.stdout:write(help().COMMANDS[topic])
-  return EXIT.OK
-end
 
 local function dispatch(s, positional, seen)
   local o = s.o
   if o.version then
-    s.stdout:write(version_text(), "\n")
+    s.stdout:write(help().version_text(), "\n")
     return EXIT.OK
   end
   local command = positional[1]
-  if command == "help" or (command == nil and o.help) then return show_help(s, positional) end
+  if command == "help" or (command == nil and o.help) then return help().show(s, positional) end
   if command == nil then usage_error("a command is needed") end
   local spec = argv.COMMANDS[command]
   if not spec then
-    usage_error(format("unknown command %q%s; commands: %s", command, suggestion(command), COMMAND_NAMES))
+    usage_error(format("unknown command %q%s; commands: %s", command, help().suggestion(command),
+      help().COMMAND_NAMES))
   end
   if o.help then
     s.stdout:write(help().COMMANDS[command])
@@ -128,16 +83,8 @@ local function dispatch(s, positional, seen)
   return require("sfreports.cli.commands")[command](s, args)
 end
 
--- The usage lines of a command's help (up to its first blank line), else the general one.
-local function command_usage(command)
-  local text = command and help().COMMANDS[command]
-  if not text then return cli.USAGE end
-  local lines = text:match("^(usage:.-)\n\n") or text:match("^(usage:[^\n]*)")
-  return (lines or cli.USAGE) .. "\n(sfreports help " .. command .. " for its options and examples)"
-end
-
 local function usage_exit(s, msg)
-  s.stderr:write("sfreports: ", s:scrub(msg), "\n", command_usage(s.command), "\n")
+  s.stderr:write("sfreports: ", s:scrub(msg), "\n", help().usage_of(s.command), "\n")
   return EXIT.USAGE
 end
 

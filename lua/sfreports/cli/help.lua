@@ -1,5 +1,7 @@
 -- sfreports.cli.help: the help texts of the `sfreports` command (the overview and each
--- command's options and examples). Plain data; docs/cli.md says the same at more length.
+-- command's options and examples; docs/cli.md says the same at more length), and what is
+-- printed with them: `help`, the version line, a command's usage lines after a usage
+-- error, and a suggestion for a mistyped command. Loaded only when one of them is printed.
 local argv = require "sfreports.cli.argv"
 
 local help = {}
@@ -351,5 +353,70 @@ usage: sfreports help [COMMAND]
 Prints the overview, or the options and examples of COMMAND.
 ]],
 }
+
+---------------------------------------------------------------------------------------
+-- what is printed with them
+
+local pcall, pairs, tostring, rawget, require = pcall, pairs, tostring, rawget, require
+local format = string.format
+local usage_error = argv.usage_error
+local EXIT_OK = 0 -- sfreports.cli.EXIT.OK
+
+help.COMMAND_NAMES = "run export describe instances fetch delete list query types create clone save delete-report"
+  .. " fields operators dashboard"
+
+-- Edit distance (insertions, deletions, substitutions) between two short words.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- " (did you mean run?)" for a mistyped command (at most two edits away), else "".
+function help.suggestion(word)
+  local best, best_d = nil, 3
+  for name in pairs(argv.COMMANDS) do
+    local d = distance(word:lower(), name)
+    if d < best_d or (d == best_d and best and name < best) then best, best_d = name, d end
+  end
+  return best and (" (did you mean " .. best .. "?)") or ""
+end
+
+-- The line of --version: the library's version and the interpreter's.
+function help.version_text()
+  local ok, sfreports = pcall(require, "sfreports")
+  local v = ok and sfreports.VERSION or "(library not built)"
+  local rt = rawget(_G, "jit") and rawget(_G, "jit").version or _VERSION
+  return format("sfreports %s (%s)", tostring(v), tostring(rt))
+end
+
+-- `sfreports help [COMMAND]` (or --help): the overview, or one command's text.
+function help.show(s, positional)
+  local topic = positional[2]
+  if positional[3] then usage_error("help takes one command name") end
+  if topic == nil then
+    s.stdout:write(help.MAIN)
+    return EXIT_OK
+  end
+  if not help.COMMANDS[topic] then usage_error(format("no command %q; commands: %s", topic, help.COMMAND_NAMES)) end
+  s.stdout:write(help.COMMANDS[topic])
+  return EXIT_OK
+end
+
+-- The usage lines of a command's help (up to its first blank line), else the general one.
+function help.usage_of(command)
+  local text = command and help.COMMANDS[command]
+  if not text then return help.USAGE end
+  local lines = text:match("^(usage:.-)\n\n") or text:match("^(usage:[^\n]*)")
+  return (lines or help.USAGE) .. "\n(sfreports help " .. command .. " for its options and examples)"
+end
 
 return help
