@@ -10,7 +10,7 @@ local type, ipairs, pairs, tostring, pcall = type, ipairs, pairs, tostring, pcal
 local format = string.format
 
 local EXIT = Session.EXIT
-local usage_error, check_report_id = argv.usage_error, argv.check_id
+local check_report_id = argv.check_id
 local function run_options(o) return Session.run_options(o) end
 local function check_output(s) return s:check_output() end
 
@@ -39,16 +39,7 @@ end
 
 function commands.query(s, args)
   local path = args[1]
-  local text, rerr
-  if path == "-" then
-    text = s.stdin:read("*a")
-    if not text then rerr = "cannot read standard input" end
-  else
-    local f, ferr = io.open(path, "rb")
-    if not f then usage_error("cannot read " .. path .. ": " .. tostring(ferr)) end
-    text = f:read("*a")
-    f:close()
-  end
+  local text, rerr = s:read_input(path)
   if not text then return s:fail(rerr) end
   local ropts = run_options(s.o)
   check_output(s)

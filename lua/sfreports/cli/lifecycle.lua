@@ -40,16 +40,8 @@ end
 
 -- Reads a metadata file (- is standard input) as a table, or fails.
 local function read_metadata(s, path)
-  local text
-  if path == "-" then
-    text = s.stdin:read("*a")
-    if not text then return nil, "cannot read standard input" end
-  else
-    local f, ferr = io.open(path, "rb")
-    if not f then usage_error("cannot read " .. path .. ": " .. tostring(ferr)) end
-    text = f:read("*a")
-    f:close()
-  end
+  local text, rerr = s:read_input(path)
+  if not text then return nil, rerr end
   local ok, core = pcall(require, "sfreports.core")
   if not ok then return nil, require("sfreports.cli.session").build_hint(core) end
   local md = core.decode(text)

@@ -242,6 +242,22 @@ end
 ---------------------------------------------------------------------------------------
 -- the output file
 
+-- The whole text of an input file named on the command line (- is standard input): the
+-- text, or nil and a message when standard input cannot be read. A file that cannot be
+-- opened is a usage error.
+function Session:read_input(path)
+  if path == "-" then
+    local text = self.stdin:read("*a")
+    if not text then return nil, "cannot read standard input" end
+    return text
+  end
+  local f, ferr = io.open(path, "rb")
+  if not f then require("sfreports.cli.argv").usage_error("cannot read " .. path .. ": " .. tostring(ferr)) end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
 local function file_error(path, err)
   -- io.open's message starts with the name it was given (the temporary file's)
   local why = match(tostring(err), ": ([^:]+)$") or tostring(err)
