@@ -14,11 +14,12 @@
 -- false when there is none.
 --
 -- Cost. These checks visit every cell, and a call per cell (type()) costs more on Lua 5.4
--- than the rest of reading a report. So the fact map first goes through `scan`, which
--- makes no call per cell and only says "every entry, row, cell and aggregate has the
--- right type and every label is text" (what Salesforce sends) or "look closer"; only in
--- the second case does the careful check below run, and it alone states the rules and
--- their messages.
+-- than the rest of reading a report. So the fact map first goes through a scan (`scan`
+-- below, or the same in C on PUC Lua: core.scan_facts), which makes no call per cell and
+-- only says "every entry, row, cell and aggregate has the right type and every label is
+-- text" (what Salesforce sends) or "look closer"; the grouping trees and the metadata
+-- have such a pass too. Only when one says "look closer" does the careful check run
+-- (sfreports.report.careful), and it alone states the rules and their messages.
 local base = require "sfreports.report.base"
 
 local null, is_array, is_object = base.null, base.is_array, base.is_object
