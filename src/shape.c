@@ -12,7 +12,16 @@
  * are checked. Each API call costs 30-60 instructions on Lua 5.4, so the keys are pushed
  * once and fetched with lua_rawget, never lua_getfield (which hashes its key each time). */
 
-/* lua_rawgeti that says the type (5.1 and LuaJIT return nothing). */
+/* lua_rawgeti and lua_rawget that say the type of what they pushed (5.3 and later return
+ * it; 5.1 and LuaJIT return nothing, so ask). */
+#if LUA_VERSION_NUM >= 503
+#define sfr_geti_type(L, idx, n) lua_rawgeti((L), (idx), (lua_Integer)(n))
+static int sfr_getk_type(lua_State *L, int idx, int key_idx)
+{
+    lua_pushvalue(L, key_idx);
+    return lua_rawget(L, idx);
+}
+#else
 static int sfr_geti_type(lua_State *L, int idx, lua_Integer n)
 {
     lua_rawgeti(L, idx, (int)n);
@@ -26,6 +35,7 @@ static int sfr_getk_type(lua_State *L, int idx, int key_idx)
     lua_rawget(L, idx);
     return lua_type(L, -1);
 }
+#endif
 
 /* Whether the table at idx is an array as JSON decodes them: [1] is set, or it is empty. */
 static int sfr_arrayish(lua_State *L, int idx)
