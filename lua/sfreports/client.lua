@@ -182,21 +182,20 @@ function Client:send(req)
   return send_request(self, req.method, req.path, req.body, req.headers, req.raw == true, req.timeout)
 end
 
--- Whether request()'s arguments are what send() accepts (else send() raises for them).
-local function plain_request(method, path, body, headers)
+-- request() and request_raw(): the four arguments are checked in place (every internal
+-- GET comes here); only misuse goes through send(), for its message.
+local function request_with(self, method, path, body, headers, raw)
   local tb = type(body)
-  return type(method) == "string" and type(path) == "string" and (body == nil or tb == "string" or tb == "table")
-    and (headers == nil or type(headers) == "table")
+  if type(method) ~= "string" or type(path) ~= "string" or not (body == nil or tb == "string" or tb == "table")
+      or not (headers == nil or type(headers) == "table") then
+    return self:send({ method = method, path = path, body = body, headers = headers, raw = raw or nil })
+  end
+  return send_request(self, method, path, body, headers, raw, nil)
 end
 
--- Sends one request through the transport with this client's policy. (Every internal
--- GET comes here: the arguments are checked in place, and only misuse goes through
--- send(), for its message.)
+-- Sends one request through the transport with this client's policy.
 function Client:request(method, path, body, headers)
-  if not plain_request(method, path, body, headers) then
-    return self:send({ method = method, path = path, body = body, headers = headers })
-  end
-  return send_request(self, method, path, body, headers, false, nil)
+  return request_with(self, method, path, body, headers, false)
 end
 
 -- Like request, but a successful answer is returned as the JSON text Salesforce sent,
@@ -204,10 +203,7 @@ end
 -- for a decode and an encode. Errors are decoded and classified as usual. The text is not
 -- checked like a report model is (allData): whoever reads it must.
 function Client:request_raw(method, path, body, headers)
-  if not plain_request(method, path, body, headers) then
-    return self:send({ method = method, path = path, body = body, headers = headers, raw = true })
-  end
-  return send_request(self, method, path, body, headers, true, nil)
+  return request_with(self, method, path, body, headers, true)
 end
 
 local function check_id(id, what)

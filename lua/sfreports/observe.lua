@@ -182,7 +182,7 @@ end
 -- meta (on success) or the error (on failure: err); attempt: this try's number;
 -- started: when the caller sent it (monotonic; used when the engine did not say);
 -- what, wait: what follows a failure ("retry" and the seconds before it, or "renew").
--- limits: the client's parsed Sforce-Limit-Info after it.
+-- limit_info: the Sforce-Limit-Info text of the client's last answer (parsed when read).
 function Observer:exchange(method, meta, err, attempt, started, what, wait, limit_info)
   local m = meta or err
   if type(m) ~= "table" then m = {} end
@@ -260,7 +260,7 @@ end
 function Observer:limits()
   local raw = self.limit_info
   if raw == nil then return nil end
-  if self.limits_of ~= raw then self.parsed_limits, self.limits_of = M.limits_of(raw), raw end
+  if self.parsed_of ~= raw then self.parsed_limits, self.parsed_of = M.limits_of(raw), raw end
   return self.parsed_limits
 end
 

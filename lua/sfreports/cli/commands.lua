@@ -16,14 +16,12 @@ local usage_error, check_report_id = argv.usage_error, argv.check_id
 -- commands
 
 local commands = {}
-local function run_options(o) return Session.run_options(o) end
-local function check_output(s) return s:check_output() end
 
 function commands.run(s, args)
   local o = s.o
   check_report_id(args[1], "report id")
-  local ropts = run_options(o)
-  check_output(s)
+  local ropts = Session.run_options(o)
+  s:check_output()
   if o.no_wait then
     if o.all then usage_error("--no-wait cannot be combined with --all") end
     if o.output or o.format or o.raw then

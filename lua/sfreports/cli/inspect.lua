@@ -11,15 +11,13 @@ local format = string.format
 
 local EXIT = Session.EXIT
 local check_report_id = argv.check_id
-local function run_options(o) return Session.run_options(o) end
-local function check_output(s) return s:check_output() end
 
 local commands = {}
 
 function commands.fetch(s, args)
   check_report_id(args[1], "report id")
   check_report_id(args[2], "instance id")
-  check_output(s)
+  s:check_output()
   local client, cerr = s:ready()
   if not client then return s:fail(cerr) end
   local report, err
@@ -41,8 +39,8 @@ function commands.query(s, args)
   local path = args[1]
   local text, rerr = s:read_input(path)
   if not text then return s:fail(rerr) end
-  local ropts = run_options(s.o)
-  check_output(s)
+  local ropts = Session.run_options(s.o)
+  s:check_output()
   local core_ok, core = pcall(require, "sfreports.core")
   if not core_ok then return s:fail(Session.build_hint(core)) end
   local md, derr = core.decode(text)
@@ -172,7 +170,7 @@ end
 -- temporary file (renamed when complete) or onto standard output (-o -, not a terminal).
 function commands.export(s, args)
   check_report_id(args[1], "report id")
-  local ropts = run_options(s.o)
+  local ropts = Session.run_options(s.o)
   s:check_binary_output()
   local client, cerr = s:ready()
   if not client then return s:fail(cerr) end
