@@ -155,6 +155,26 @@ describe("fake org", function()
     assert.same({ { errorCode = "NOT_FOUND", message = "The requested resource does not exist" } }, json(body))
   end)
 
+  it("keeps a gated dashboard refresh running until the gate's PUTs have come", function()
+    local dash = "/dashboards/01ZFk00000G0001MAB"
+    org:control("config", { dashboard_refresh_delay = 0, dashboard_refresh_gate = 2 })
+    local function running() return json((get(dash .. "/status"))).componentStatus[1].refreshStatus end
+    local _, status = post(dash, nil, "PUT")
+    assert.equal(200, status)
+    -- no delay at all, yet the refresh runs: only one PUT has come
+    assert.equal("RUNNING", running())
+    assert.equal("RUNNING", running())
+    local body
+    body, status = post(dash, nil, "PUT")
+    assert.equal(400, status)
+    assert.truthy(body:find("already in progress", 1, true))
+    -- the second PUT opened the gate, and the delay after it is 0
+    assert.equal("IDLE", running())
+    _, status = post(dash, nil, "PUT")
+    assert.equal(200, status)
+    assert.equal("IDLE", running())
+  end)
+
   it("injects faults", function()
     org:control("fault", { kind = "html502", count = 1 })
     local out = fakeorg.run(("curl -s -i -H %s %s")

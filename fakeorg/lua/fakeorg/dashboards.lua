@@ -102,12 +102,21 @@ local function find(id)
   return def
 end
 
--- Refresh state of a dashboard: running (bool), the last refresh date.
+-- Refresh state of a dashboard: running (bool), the last refresh date. A refresh runs for
+-- dashboard_refresh_delay seconds. With dashboard_refresh_gate = n it also runs until the org
+-- has received n refresh PUTs since the reset (accepted or refused), and for the delay after
+-- that: specs that need refreshes to meet one in progress say so instead of racing a clock.
 local function refresh_state(def)
-  local ends = dict():get("dash_refresh:" .. def.id)
-  local now = ngx.now()
-  if ends and now < ends then return true, dict():get("dash_refreshed:" .. def.id) or INITIAL_REFRESH end
-  return false, ends and iso(ends) or INITIAL_REFRESH
+  local d = dict()
+  local ends = d:get("dash_refresh:" .. def.id)
+  if not ends then return false, INITIAL_REFRESH end
+  if (d:get("dash_puts") or 0) < state.config("dashboard_refresh_gate") then
+    return true, d:get("dash_refreshed:" .. def.id) or INITIAL_REFRESH
+  end
+  local opened = d:get("dash_gate_opened")
+  if opened then ends = math.max(ends, opened + state.config("dashboard_refresh_delay")) end
+  if ngx.now() < ends then return true, d:get("dash_refreshed:" .. def.id) or INITIAL_REFRESH end
+  return false, iso(ends)
 end
 
 ---------------------------------------------------------------------------
@@ -291,7 +300,10 @@ local function refresh(ctx, def, args)
   local sel, user = parameters(def, args)
   if not sel then return out.error(user.status, user.code, user.message) end
   local d = dict()
-  if refresh_state(def) then
+  local running = refresh_state(def)
+  -- counted after the check, so that the PUT which opens the gate still meets the refresh
+  if d:incr("dash_puts", 1, 0) == state.config("dashboard_refresh_gate") then d:set("dash_gate_opened", ngx.now()) end
+  if running then
     return out.error(400, "BAD_REQUEST", "You can't refresh this dashboard. A refresh is already in progress.")
   end
   local limit = state.config("dashboard_refresh_limit")

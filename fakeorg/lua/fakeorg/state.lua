@@ -9,8 +9,8 @@ local function dict() return ngx.shared.fakeorg_state end
 local function stats_dict() return ngx.shared.fakeorg_stats end
 
 state.DEFAULTS = { async_delay = 0.2, sync_delay = 0, slow_delay = 2, api_limit = 15000,
-  dashboard_refresh_delay = 0.5, dashboard_refresh_limit = 200, instance_owner = 1,
-  instance_backdate = 0 }
+  dashboard_refresh_delay = 0.5, dashboard_refresh_limit = 200, dashboard_refresh_gate = 0,
+  instance_owner = 1, instance_backdate = 0 }
 
 -- Called from init_by_lua with the start-up options.
 function state.init(opts)
