@@ -99,6 +99,7 @@ describe("fake org", function()
 
   it("runs async instances New -> Success and deletes them", function()
     local base = "/reports/" .. fakeorg.reports.tabular_small.id .. "/instances"
+    org:control("config", { async_delay = 1.5 }) -- the first poll (a second curl) comes well inside it
     local body, status = post(base .. "?includeDetails=true")
     assert.equal(200, status)
     local inst = json(body)
@@ -106,7 +107,7 @@ describe("fake org", function()
     assert.equal("0LG", inst.id:sub(1, 3))
     local result = json((get(base .. "/" .. inst.id)))
     assert.is_nil(result.factMap)
-    fakeorg.run("sleep 0.3")
+    fakeorg.run("sleep 1.6")
     result = json((get(base .. "/" .. inst.id)))
     assert.equal("ReportInstance", result.attributes.type)
     assert.equal("Success", result.attributes.status)
@@ -173,6 +174,17 @@ describe("fake org", function()
     _, status = post(dash, nil, "PUT")
     assert.equal(200, status)
     assert.equal("IDLE", running())
+  end)
+
+  it("holds sync runs at the gate until the gate's runs have come", function()
+    org:control("config", { sync_delay = 0, sync_gate = 3 })
+    local url = org:api() .. "/reports/" .. fakeorg.reports.tabular_small.id
+    local auth = q("Authorization: Bearer " .. org.token)
+    -- started one after another, 0.3 s apart: without the gate none would overlap
+    fakeorg.run(("for i in 1 2 3; do curl -s -o /dev/null -H %s %s & sleep 0.3; done; wait"):format(auth, q(url)))
+    local stats = org:stats()
+    assert.equal(3, stats.sync_runs)
+    assert.equal(3, stats.max_concurrent)
   end)
 
   it("injects faults", function()

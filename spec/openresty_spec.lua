@@ -191,7 +191,8 @@ describe("sfreports inside nginx", function()
     end)
 
     it("start an async run, report its status, then wait with ngx.sleep and stream it", function()
-      org:control("config", { async_delay = 0.6 })
+      -- the status request (a second curl) comes well inside the run's 2 s
+      org:control("config", { async_delay = 2 })
       local status, body = example:request("/reports/" .. R.summary_1.id .. "/runs", { method = "POST" })
       assert.equal(202, status, body)
       local inst = decode(body)
@@ -347,7 +348,9 @@ describe("sfreports inside nginx", function()
           shell_quote(example.url .. "/reports/" .. R.slow.id .. ".csv"))
       end
       org:reset()
-      org:control("config", { slow_delay = T })
+      -- each run waits at the org until all n have come (and T after): the spec proves overlap
+      -- by what the org saw, however slowly the curls start
+      org:control("config", { slow_delay = T, sync_gate = n })
       parallel(cmds)
       for i = 1, n do
         assert_same_bytes(expected, fakeorg.read_file(dir .. "/slow" .. i .. ".csv") or "", "response " .. i)
@@ -371,8 +374,8 @@ describe("sfreports inside nginx", function()
     end)
 
     it("runs start/perform requests concurrently in light threads of one nginx request", function()
-      org:control("config", { slow_delay = T })
       local n = 5
+      org:control("config", { slow_delay = T, sync_gate = n })
       local status, body = test:request("/many?n=" .. n .. "&path=" .. API .. "/reports/" .. R.slow.id .. DETAILS)
       assert.equal(200, status, body)
       local a = decode(body)

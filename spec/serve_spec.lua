@@ -159,7 +159,7 @@ describe("sfreports.serve in nginx (4 workers)", function()
     local _, _, first = srv:request("/short/" .. R.tabular_small.id)
     assert.equal("MISS", first["x-cache"])
     nginx.run("sleep 1.2") -- max_age = 1: the entry is stale now
-    config({ sync_delay = 3 })
+    config({ sync_delay = 5 }) -- time for 200 curls to be answered while the refresh runs
     local list = parallel(200, "/short/" .. R.tabular_small.id)
     assert.same({ [200] = 200 }, tally(list, "code"))
     assert.same({ STALE = 200 }, tally(list, "cache"))
@@ -176,7 +176,7 @@ describe("sfreports.serve in nginx (4 workers)", function()
 
   it("a dead refresher's lock expires: refreshes and runs resume", function()
     srv:request("/short/" .. R.tabular_small.id)
-    local _, held = srv:request("/lock?loc=short&ttl=2&id=" .. R.tabular_small.id)
+    local _, held = srv:request("/lock?loc=short&ttl=5&id=" .. R.tabular_small.id)
     assert.equal("locked\n", held)
     nginx.run("sleep 1.2")
     local _, _, h = srv:request("/short/" .. R.tabular_small.id)

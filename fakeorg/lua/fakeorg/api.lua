@@ -95,7 +95,11 @@ local function report_attributes(ctx, report)
     describeUrl = url .. "/describe", instancesUrl = url .. "/instances" }
 end
 
+-- With sync_gate = n a sync run first waits until the org has received n sync runs since
+-- the reset (30 s at most, so that a spec's mistake cannot hang the org).
 local function sleep_for_sync(report)
+  local gate = state.config("sync_gate")
+  if gate > 0 and state.arrive("sync") < gate then state.wait_for_arrivals("sync", gate, 30) end
   local delay = state.config("sync_delay")
   if report.slow then delay = delay + state.config("slow_delay") end
   if delay > 0 then ngx.sleep(delay) end

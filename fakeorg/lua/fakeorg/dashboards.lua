@@ -110,7 +110,7 @@ local function refresh_state(def)
   local d = dict()
   local ends = d:get("dash_refresh:" .. def.id)
   if not ends then return false, INITIAL_REFRESH end
-  if (d:get("dash_puts") or 0) < state.config("dashboard_refresh_gate") then
+  if state.arrivals("dashboard_refresh") < state.config("dashboard_refresh_gate") then
     return true, d:get("dash_refreshed:" .. def.id) or INITIAL_REFRESH
   end
   local opened = d:get("dash_gate_opened")
@@ -302,7 +302,9 @@ local function refresh(ctx, def, args)
   local d = dict()
   local running = refresh_state(def)
   -- counted after the check, so that the PUT which opens the gate still meets the refresh
-  if d:incr("dash_puts", 1, 0) == state.config("dashboard_refresh_gate") then d:set("dash_gate_opened", ngx.now()) end
+  if state.arrive("dashboard_refresh") == state.config("dashboard_refresh_gate") then
+    d:set("dash_gate_opened", ngx.now())
+  end
   if running then
     return out.error(400, "BAD_REQUEST", "You can't refresh this dashboard. A refresh is already in progress.")
   end

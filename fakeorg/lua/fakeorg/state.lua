@@ -10,7 +10,7 @@ local function stats_dict() return ngx.shared.fakeorg_stats end
 
 state.DEFAULTS = { async_delay = 0.2, sync_delay = 0, slow_delay = 2, api_limit = 15000,
   dashboard_refresh_delay = 0.5, dashboard_refresh_limit = 200, dashboard_refresh_gate = 0,
-  instance_owner = 1, instance_backdate = 0 }
+  sync_gate = 0, instance_owner = 1, instance_backdate = 0 }
 
 -- Called from init_by_lua with the start-up options.
 function state.init(opts)
@@ -38,6 +38,27 @@ end
 
 function state.next_seq()
   return dict():incr("seq", 1, 0)
+end
+
+-- Gates: a counter of arrivals of one kind since the reset, and a wait for it to reach n.
+-- Specs that prove n requests overlap set a gate instead of racing process start-up.
+
+-- Counts one arrival of the kind and returns the count.
+function state.arrive(kind)
+  return dict():incr("arrivals:" .. kind, 1, 0)
+end
+
+function state.arrivals(kind)
+  return dict():get("arrivals:" .. kind) or 0
+end
+
+-- Sleeps (cosocket-friendly) until n arrivals of the kind, or at most `limit` seconds.
+function state.wait_for_arrivals(kind, n, limit)
+  local until_ = ngx.now() + limit
+  while state.arrivals(kind) < n and ngx.now() < until_ do
+    ngx.sleep(0.01)
+    ngx.update_time()
+  end
 end
 
 -- Configuration --------------------------------------------------------------------------
