@@ -176,6 +176,20 @@ describe("fake org", function()
     assert.equal("IDLE", running())
   end)
 
+  it("accepts exactly one of two refresh PUTs that come at once (two workers)", function()
+    local url = org:api() .. "/dashboards/01ZFk00000G0001MAB"
+    local auth = q("Authorization: Bearer " .. org.token)
+    for round = 1, 30 do
+      org:reset()
+      local out = fakeorg.run(("curl -s --parallel --parallel-immediate -X PUT -H %s -o /dev/null -o /dev/null"
+        .. " -w '%%{http_code} ' %s %s 2>/dev/null"):format(auth, q(url), q(url)))
+      local codes = {}
+      for code in out:gmatch("%d+") do codes[#codes + 1] = code end
+      table.sort(codes)
+      assert.same({ "200", "400" }, codes, "round " .. round)
+    end
+  end)
+
   it("holds sync runs at the gate until the gate's runs have come", function()
     org:control("config", { sync_delay = 0, sync_gate = 3 })
     local url = org:api() .. "/reports/" .. fakeorg.reports.tabular_small.id

@@ -296,28 +296,35 @@ local function component_results(ctx, def, args)
   return results(ctx, def, args, only)
 end
 
-local function refresh(ctx, def, args)
-  local sel, user = parameters(def, args)
-  if not sel then return out.error(user.status, user.code, user.message) end
+-- Decides a refresh PUT: "running", "limit" or "started" (and starts it). Called under the
+-- org's refresh lock: the fake org has several workers, and two PUTs at once must not both
+-- find the dashboard idle.
+local function claim_refresh(def)
   local d = dict()
   local running = refresh_state(def)
   -- counted after the check, so that the PUT which opens the gate still meets the refresh
   if state.arrive("dashboard_refresh") == state.config("dashboard_refresh_gate") then
     d:set("dash_gate_opened", ngx.now())
   end
-  if running then
-    return out.error(400, "BAD_REQUEST", "You can't refresh this dashboard. A refresh is already in progress.")
-  end
-  local limit = state.config("dashboard_refresh_limit")
+  if running then return "running" end
   d:add("dash_refreshes", 0, 3600)
-  if (d:get("dash_refreshes") or 0) >= limit then
-    return out.error(400, "LIMIT_EXCEEDED", ("You can't refresh this dashboard: your org reached its limit of %d"
-      .. " dashboard refreshes per hour. Try again later."):format(limit))
-  end
+  if (d:get("dash_refreshes") or 0) >= state.config("dashboard_refresh_limit") then return "limit" end
   d:incr("dash_refreshes", 1, 0)
-  local now = ngx.now()
   d:set("dash_refreshed:" .. def.id, select(2, refresh_state(def)))
-  d:set("dash_refresh:" .. def.id, now + state.config("dashboard_refresh_delay"))
+  d:set("dash_refresh:" .. def.id, ngx.now() + state.config("dashboard_refresh_delay"))
+  return "started"
+end
+
+local function refresh(ctx, def, args)
+  local sel, user = parameters(def, args)
+  if not sel then return out.error(user.status, user.code, user.message) end
+  local outcome = state.locked("dashboard_refresh", claim_refresh, def)
+  if outcome == "running" then
+    return out.error(400, "BAD_REQUEST", "You can't refresh this dashboard. A refresh is already in progress.")
+  elseif outcome == "limit" then
+    return out.error(400, "LIMIT_EXCEEDED", ("You can't refresh this dashboard: your org reached its limit of %d"
+      .. " dashboard refreshes per hour. Try again later."):format(state.config("dashboard_refresh_limit")))
+  end
   return out.json(200, { statusUrl = status_url(ctx, def) })
 end
 

@@ -40,6 +40,25 @@ function state.next_seq()
   return dict():incr("seq", 1, 0)
 end
 
+-- Runs fn(...) holding a lock that every worker sees: a check-then-set on the shared dicts
+-- is not atomic across the org's workers. fn must not yield (it only reads and writes the
+-- dicts), so the lock is held for microseconds and a waiter spins instead of sleeping,
+-- which works in every phase (log_by_lua cannot sleep). The lock expires after a second
+-- should a worker die holding it.
+function state.locked(name, fn, ...)
+  local d, key = dict(), "lock:" .. name
+  local give_up
+  while not d:add(key, true, 1) do
+    ngx.update_time()
+    give_up = give_up or ngx.now() + 2
+    if ngx.now() > give_up then error("fakeorg: the lock " .. name .. " stayed taken") end
+  end
+  local ok, a = pcall(fn, ...)
+  d:delete(key)
+  if not ok then error(a, 0) end
+  return a
+end
+
 -- Gates: a counter of arrivals of one kind since the reset, and a wait for it to reach n.
 -- Specs that prove n requests overlap set a gate instead of racing process start-up.
 
@@ -151,9 +170,15 @@ end
 state.bump = bump
 
 -- Keeps the largest value seen under key.
-function state.record_max(key, value)
+-- Raises a "most at once" statistic to value, under a lock: with a plain get-then-set a
+-- worker could overwrite another's higher maximum with its own lower one.
+local function raise_max(key, value)
   local s = stats_dict()
   if value > (s:get(key) or 0) then s:set(key, value) end
+end
+
+function state.record_max(key, value)
+  state.locked("max:" .. key, raise_max, key, value)
 end
 
 function state.request_started(uri)
@@ -161,9 +186,7 @@ function state.request_started(uri)
   bump("requests")
   bump("path:" .. uri)
   if s:add("conn:" .. ngx.var.connection, true) then bump("connections") end
-  local inflight = bump("inflight")
-  local max = s:get("max_concurrent") or 0
-  if inflight > max then s:set("max_concurrent", inflight) end
+  state.record_max("max_concurrent", bump("inflight"))
   ngx.ctx.fakeorg_counted = dict():get("epoch") or 0
 end
 
