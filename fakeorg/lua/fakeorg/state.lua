@@ -169,7 +169,6 @@ local function bump(key, by)
 end
 state.bump = bump
 
--- Keeps the largest value seen under key.
 -- Raises a "most at once" statistic to value, under a lock: with a plain get-then-set a
 -- worker could overwrite another's higher maximum with its own lower one.
 local function raise_max(key, value)
